@@ -1,0 +1,93 @@
+"""YAML <-> dataclass plumbing shared by every configuration in the project.
+
+Each setting has one source of truth: a dataclass in code gives the field and its type, and a
+YAML file under config/ gives the values that ship. `from_dict` refuses unknown keys so that a
+typo in a YAML file is an error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+def _convert(field_type: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(field_type)
+    if dataclasses.is_dataclass(field_type) and isinstance(value, dict):
+        return from_dict(field_type, value, where)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(field_type):
+            if option is type(None) and value is None:
+                return None
+            if dataclasses.is_dataclass(option) and isinstance(value, dict):
+                return from_dict(option, value, where)
+        return value
+    if origin in (tuple, list) and isinstance(value, (list, tuple)):
+        args = typing.get_args(field_type)
+        item_type = args[0] if args else Any
+        items = [_convert(item_type, item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if field_type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def from_dict(cls: type[T], data: dict, where: str | None = None) -> T:
+    """Build dataclass `cls` from a mapping, recursing into nested dataclasses."""
+    where = where or cls.__name__
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    values = {
+        name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()
+    }
+    try:
+        return cls(**values)
+    except TypeError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def to_dict(instance: Any) -> dict:
+    """Dataclass -> plain dict of YAML-friendly values (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(instance))
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load(cls: type[T], path: str | Path) -> T:
+    """Load dataclass `cls` from a YAML file."""
+    return from_dict(cls, load_yaml(path), where=str(path))
+
+
+def save(instance: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(instance), sort_keys=False))

@@ -1,0 +1,15 @@
+# Source this file (bash or zsh) to enter the kp_motion environment made by scripts/setup.sh:
+#   source scripts/env.sh
+# Afterwards `kp-motion --help` and `python -c "from kp_motion.msg import Keypoint60"` work.
+_kp_motion_root="$(cd "$(dirname "${BASH_SOURCE[0]:-${(%):-%x}}")/.." && pwd)"
+if [ ! -f "$_kp_motion_root/install/local_setup.bash" ]; then
+  echo "kp_motion: not set up yet; run $_kp_motion_root/scripts/setup.sh first" >&2
+else
+  # shellcheck disable=SC1091
+  . "$_kp_motion_root/.venv/bin/activate"
+  export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+  export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  # shellcheck disable=SC1091
+  . "$_kp_motion_root/install/local_setup.bash"
+fi
+unset _kp_motion_root

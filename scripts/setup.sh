@@ -12,7 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/.venv"
 stamps="$root/.setup-stamps"
 python_bin="${KP_MOTION_PYTHON:-python3.11}"
-mkdir -p "$stamps"
+mkdir -p "$stamps" "$root/log"
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -30,8 +30,11 @@ fi
 deps_hash="$(fingerprint "$root/requirements/lock.txt" "$root/pyproject.toml")"
 if [ "$(cat "$stamps/deps" 2>/dev/null)" != "$deps_hash" ]; then
   say "installing pinned dependencies (requirements/lock.txt)"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/requirements/lock.txt"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$root"
+  pip_log="$root/log/pip-last.txt"
+  {
+    "$venv/bin/python" -m pip install --disable-pip-version-check -r "$root/requirements/lock.txt" &&
+    "$venv/bin/python" -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e "$root"
+  } > "$pip_log" 2>&1 || { tail -n 40 "$pip_log" >&2; echo "setup: pip install failed (full log: $pip_log)" >&2; exit 1; }
   echo "$deps_hash" > "$stamps/deps"
 fi
 

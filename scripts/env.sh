@@ -5,11 +5,15 @@ _kp_motion_root="$(cd "$(dirname "${BASH_SOURCE[0]:-${(%):-%x}}")/.." && pwd)"
 if [ ! -f "$_kp_motion_root/install/local_setup.bash" ]; then
   echo "kp_motion: not set up yet; run $_kp_motion_root/scripts/setup.sh first" >&2
 else
+  # colcon's and venv's scripts read unset variables: relax `set -u` while sourcing them.
+  case "$-" in *u*) _kp_motion_nounset=1; set +u ;; *) _kp_motion_nounset= ;; esac
   # shellcheck disable=SC1091
   . "$_kp_motion_root/.venv/bin/activate"
   export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
   export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   # shellcheck disable=SC1091
   . "$_kp_motion_root/install/local_setup.bash"
+  [ -n "$_kp_motion_nounset" ] && set -u
+  unset _kp_motion_nounset
 fi
 unset _kp_motion_root

@@ -74,4 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the imported module, not this __main__ copy: command modules raise the
+    # CliError class of kp_motion.cli.main, which is a different object from __main__.CliError.
+    from kp_motion.cli import main as cli_main
+
+    sys.exit(cli_main.main())

@@ -32,14 +32,17 @@ def guard_jacobians(
     finite = torch.isfinite(jacobians).all(dim=-1).all(dim=-1)
     identity = torch.eye(2, dtype=jacobians.dtype, device=jacobians.device)
     safe_input = torch.where(finite[..., None, None], jacobians, identity)
-    # SVD in float32 at least: half-precision SVD is not supported everywhere.
-    work = safe_input.float() if safe_input.dtype in (torch.float16, torch.bfloat16) else safe_input
-    left, singular, right_t = torch.linalg.svd(work)
-    in_range = (singular >= min_singular_value) & (singular <= max_singular_value)
-    needs_fix = ~in_range.all(dim=-1)
-    clamped = singular.clamp(min_singular_value, max_singular_value)
-    repaired = (left * clamped[..., None, :]) @ right_t
-    repaired = repaired.to(jacobians.dtype)
+    # The repair runs without autograd: the SVD's gradient is NaN wherever the two singular
+    # values are equal (the identity, which an untrained detector outputs). Jacobians that
+    # pass the check keep their gradient; repaired ones are constants.
+    with torch.no_grad():
+        # SVD in float32 at least: half-precision SVD is not supported everywhere.
+        work = safe_input.float()
+        left, singular, right_t = torch.linalg.svd(work)
+        in_range = (singular >= min_singular_value) & (singular <= max_singular_value)
+        needs_fix = ~in_range.all(dim=-1)
+        clamped = singular.clamp(min_singular_value, max_singular_value)
+        repaired = ((left * clamped[..., None, :]) @ right_t).to(jacobians.dtype)
     result = torch.where(needs_fix[..., None, None], repaired, safe_input)
     corrected = int((~finite | needs_fix).sum().item())
     return result, corrected

@@ -1,0 +1,204 @@
+"""Animate a fixed source image with a stream of driving keypoints, paying for the source once.
+
+In telepresence the source image is fixed for the whole session. `Animator.set_source` computes
+everything that depends only on it (source keypoints, encoder features, the downscaled source
+and its Gaussian heatmaps for dense motion); each `render` then runs only the driving part:
+keypoint normalisation, dense motion, feature warping and decoding.
+
+Also here: conversions between keypoint dicts and Keypoint60's 60 values, and drawing keypoints
+on frames (for overlays). Frames are fitted to a profile's size with video_io.resize_frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kp_motion import keypoints as keypoint_layout
+from kp_motion.jacobian import GuardCounter
+from kp_motion.models.generator import OcclusionAwareGenerator, SourceCache
+from kp_motion.models.keypoint_detector import KeypointDetector
+from kp_motion.models.model_config import ModelConfig
+from kp_motion.models.normalization import (
+    Keypoints,
+    MotionMode,
+    movement_scale,
+    relative_keypoints,
+)
+
+
+class Animator:
+    """Renders a fixed source with driving keypoints (relative or absolute motion)."""
+
+    def __init__(
+        self,
+        kp_detector: KeypointDetector,
+        generator: OcclusionAwareGenerator,
+        config: ModelConfig,
+        mode: MotionMode | str = MotionMode.RELATIVE,
+        adapt_movement_scale: bool = False,
+        relative_jacobian: bool = True,
+    ) -> None:
+        self.kp_detector = kp_detector.eval()
+        self.generator = generator.eval()
+        self.config = config
+        self.mode = MotionMode(mode)
+        self.adapt_movement_scale = adapt_movement_scale
+        self.relative_jacobian = relative_jacobian
+        self.device = next(generator.parameters()).device
+        # Corrections made while normalising keypoints; the generator counts its own.
+        self.normalization_guard = GuardCounter()
+        self.source: torch.Tensor | None = None
+        self.kp_source: Keypoints | None = None
+        self.cache: SourceCache | None = None
+        self.kp_driving_initial: Keypoints | None = None
+        self._scale: torch.Tensor | float = 1.0
+
+    def _frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Check (B, C, H, W) float frames of the profile's size; move them to the device."""
+        expected = (self.config.num_channels, *self.config.image_size)
+        if frames.dim() == 3:
+            frames = frames.unsqueeze(0)
+        if frames.dim() != 4 or tuple(frames.shape[1:]) != expected:
+            raise ValueError(
+                f"expected frames of shape (B, {expected[0]}, {expected[1]}, {expected[2]}) for "
+                f"profile {self.config.name}, got {tuple(frames.shape)} "
+                "(fit them with video_io.resize_frame)"
+            )
+        if not frames.is_floating_point():
+            raise ValueError(f"expected float frames in [0, 1], got {frames.dtype}")
+        return frames.to(self.device)
+
+    @torch.no_grad()
+    def detect(self, frames: torch.Tensor) -> Keypoints:
+        """Keypoints {"value", "jacobian"} of (B, C, H, W) float frames in [0, 1]."""
+        detected = self.kp_detector(self._frames(frames))
+        return {"value": detected["value"], "jacobian": detected["jacobian"]}
+
+    @torch.no_grad()
+    def set_source(self, source: torch.Tensor) -> None:
+        """Detect and encode the source once; the next driving frame becomes the initial one."""
+        self.source = self._frames(source)
+        self.kp_source = self.detect(self.source)
+        self.cache = self.generator.encode_source(self.source, self.kp_source)
+        self.reset_driving()
+
+    def reset_driving(self) -> None:
+        """Forget the initial driving frame (e.g. a new driving stream starts)."""
+        self.kp_driving_initial = None
+        self._scale = 1.0
+
+    def set_driving_reference(self, kp_driving_initial: Keypoints) -> None:
+        """Use these keypoints as the initial driving frame of relative motion."""
+        if self.kp_source is None:
+            raise ValueError("set_source must be called before the driving reference is set")
+        self.kp_driving_initial = _on_device(kp_driving_initial, self.device)
+        self._scale = (
+            movement_scale(self.kp_source["value"], self.kp_driving_initial["value"])
+            if self.adapt_movement_scale
+            else 1.0
+        )
+
+    @torch.no_grad()
+    def normalized(self, kp_driving: Keypoints) -> Keypoints:
+        """The keypoints the generator is driven with (absolute, or relative to the first)."""
+        if self.kp_source is None:
+            raise ValueError("set_source must be called before rendering")
+        kp_driving = _on_device(kp_driving, self.device)
+        if self.mode is MotionMode.ABSOLUTE:
+            return kp_driving
+        if self.kp_driving_initial is None:
+            # The first driving frame seen (the first of a batch) is the reference.
+            self.set_driving_reference({name: kp[:1] for name, kp in kp_driving.items()})
+        return relative_keypoints(
+            self.kp_source,
+            kp_driving,
+            self.kp_driving_initial,
+            self._scale,
+            self.relative_jacobian,
+            self.normalization_guard,
+        )
+
+    @torch.no_grad()
+    def render_normalized(
+        self, kp_norm: Keypoints, full_outputs: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Generator outputs for already normalised keypoints, from the source cache."""
+        if self.cache is None:
+            raise ValueError("set_source must be called before rendering")
+        return self.generator.render(self.cache, _on_device(kp_norm, self.device), full_outputs)
+
+    def render(self, kp_driving: Keypoints, full_outputs: bool = False) -> dict[str, torch.Tensor]:
+        """Normalise the driving keypoints and render the source with them (cached path)."""
+        return self.render_normalized(self.normalized(kp_driving), full_outputs)
+
+    @torch.no_grad()
+    def render_uncached(
+        self, kp_driving: Keypoints, full_outputs: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Same result as render(), recomputing the source part (for checks and benchmarks)."""
+        kp_norm = self.normalized(kp_driving)
+        if self.source is None or self.kp_source is None:
+            raise ValueError("set_source must be called before rendering")
+        return self.generator(self.source, self.kp_source, kp_norm, full_outputs=full_outputs)
+
+    def guard_counts(self) -> dict[str, int]:
+        """How often the Jacobian/position guard corrected keypoints so far."""
+        generator_counts = self.generator.guard.as_dict()
+        normalization_counts = self.normalization_guard.as_dict()
+        return {key: generator_counts[key] + normalization_counts[key] for key in generator_counts}
+
+
+def _on_device(kp: Keypoints, device: torch.device) -> Keypoints:
+    return {"value": kp["value"].to(device), "jacobian": kp["jacobian"].to(device)}
+
+
+def keypoints_from_values(
+    values: np.ndarray | torch.Tensor, device: torch.device | str = "cpu"
+) -> Keypoints:
+    """(60,) or (B, 60) Keypoint60 values -> {"value": (B,K,2), "jacobian": (B,K,2,2)}."""
+    array = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None]
+    positions, jacobians = keypoint_layout.unpack(array)
+    return {
+        "value": torch.from_numpy(np.ascontiguousarray(positions)).to(device),
+        "jacobian": torch.from_numpy(np.ascontiguousarray(jacobians)).to(device),
+    }
+
+
+def keypoints_to_values(kp: Keypoints) -> np.ndarray:
+    """{"value", "jacobian"} -> (B, 6K) float32 values in the Keypoint60 layout."""
+    positions = kp["value"].detach().cpu().float().numpy()
+    jacobians = kp["jacobian"].detach().cpu().float().numpy()
+    return keypoint_layout.pack(positions, jacobians)
+
+
+def keypoint_colours(num_kp: int) -> list[tuple[int, int, int]]:
+    """Distinct RGB colours around the hue circle, one per keypoint."""
+    import cv2
+
+    hues = np.array([[[int(180 * k / num_kp), 255, 255] for k in range(num_kp)]], np.uint8)
+    return [tuple(int(c) for c in rgb) for rgb in cv2.cvtColor(hues, cv2.COLOR_HSV2RGB)[0]]
+
+
+def draw_keypoints(
+    image: np.ndarray, positions: np.ndarray, radius: int | None = None
+) -> np.ndarray:
+    """A copy of the uint8 RGB image with (K, 2) keypoints in [-1, 1] drawn as filled dots."""
+    import cv2
+
+    from kp_motion.data.video_io import as_rgb_frame
+
+    canvas = as_rgb_frame(image, where="draw_keypoints").copy()
+    height, width = canvas.shape[:2]
+    radius = radius if radius is not None else max(1, min(height, width) // 64)
+    colours = keypoint_colours(len(positions))
+    for (x, y), colour in zip(np.asarray(positions, dtype=np.float64), colours, strict=True):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        # [-1, 1] spans the border pixels' centres (see blocks.make_coordinate_grid).
+        centre = (int(round((x + 1) / 2 * (width - 1))), int(round((y + 1) / 2 * (height - 1))))
+        cv2.circle(canvas, centre, radius, colour, thickness=-1, lineType=cv2.LINE_AA)
+    return canvas

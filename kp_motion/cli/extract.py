@@ -1,0 +1,82 @@
+"""`kp-motion extract`: keypoint sequences of every video of a dataset, for the forecasters.
+
+Runs a trained keypoint detector over <dataset>/<split>/ videos (first-order-model layout) and
+writes <output>/<split>/<video>.npz (60 values per frame + frame indices) and meta.yaml with
+the detector's model_id (kp_motion.data.keypoint_sequences).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+COMMAND = "extract"
+HELP = "extract keypoint sequences (60 values per frame) from a dataset's videos"
+DEFAULT_MODEL = "fomm-compact-64"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "dataset", help="dataset root in the first-order-model layout (root/train, root/test)"
+    )
+    parser.add_argument(
+        "-o", "--output", default="out/keypoints", help="output folder (default: out/keypoints)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        help=f"project checkpoint folder (default: the embedded model {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--split", nargs="+", default=["train", "test"], help="splits to extract (default: both)"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="frames per detector call")
+    parser.add_argument(
+        "--fit",
+        choices=["resize", "crop"],
+        default="resize",
+        help="frames of another size: resize, or centre-crop then resize",
+    )
+    parser.add_argument("--max-frames", type=int, help="keep the first N frames of each video")
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda when available), cpu, cuda, ..."
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def default_checkpoint() -> Path:
+    from kp_motion import paths
+    from kp_motion.cli.main import CliError
+
+    folder = paths.models_dir() / DEFAULT_MODEL
+    if not folder.is_dir():
+        raise CliError(
+            f"no --checkpoint given and the embedded default model is missing ({folder}); "
+            f"train one with `kp-motion train fomm`"
+        )
+    return folder
+
+
+def run(args: argparse.Namespace) -> int:
+    from kp_motion.cli.main import CliError
+    from kp_motion.training.distributed import resolve_device
+    from kp_motion.training.extraction import extract_dataset
+
+    if args.batch_size < 1:
+        raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    written = extract_dataset(
+        dataset=Path(args.dataset),
+        splits=args.split,
+        checkpoint=checkpoint,
+        output=Path(args.output),
+        device=resolve_device(args.device),
+        batch_size=args.batch_size,
+        fit=args.fit,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
+        # The embedded model by name: its absolute path means nothing on another machine.
+        checkpoint_label=args.checkpoint or f"embedded:{DEFAULT_MODEL}",
+    )
+    for split, (folder, count, model_id) in written.items():
+        print(f"{split}: {count} sequences in {folder} (model_id {model_id})")
+    return 0

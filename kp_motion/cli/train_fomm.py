@@ -1,0 +1,128 @@
+"""`kp-motion train fomm`: train a FOMM keypoint detector + generator on a video dataset.
+
+Settings come from config/train_fomm.yaml (or --config FILE); `--set KEY=VALUE` changes single
+settings (dotted keys, YAML values), e.g. `--set max_steps=200 --set data.repeats=2`.
+Several processes (GPUs): torchrun --nproc_per_node N -m kp_motion.cli.main train fomm ...
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+COMMAND = ("train", "fomm")
+HELP = "train the FOMM keypoint detector and generator (single process or torchrun DDP)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "dataset", help="dataset root in the first-order-model layout (root/train, root/test)"
+    )
+    parser.add_argument(
+        "-o", "--output", default="out/train-fomm", help="output folder (default: out/train-fomm)"
+    )
+    parser.add_argument("--config", help="training settings YAML (default: config/train_fomm.yaml)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting, e.g. --set epochs=5 --set optimizer.lr_generator=1e-4",
+    )
+    parser.add_argument(
+        "--resume",
+        help="continue from a checkpoint folder, or from an output folder's latest checkpoint",
+    )
+    parser.add_argument(
+        "--vgg19-weights",
+        help="torchvision VGG19 state dict (.pth), needed when the perceptual loss weights are "
+        "non-zero",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ..."
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def apply_overrides(settings: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply 'a.b=value' strings (values parsed as YAML) to a nested settings dict."""
+    import yaml
+
+    from kp_motion.cli.main import CliError
+
+    for item in overrides:
+        key, separator, text = item.partition("=")
+        if not separator or not key:
+            raise CliError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise CliError(f"--set {key}: {text!r} is not a YAML value") from None
+        section = settings
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            if not isinstance(section.get(parent), dict):
+                raise CliError(f"--set {key}: no settings section {parent!r}")
+            section = section[parent]
+        if leaf not in section:
+            raise CliError(f"--set {key}: unknown setting {leaf!r}")
+        section[leaf] = value
+    return settings
+
+
+def _load_settings(args: argparse.Namespace):
+    from kp_motion import config as config_io
+    from kp_motion import paths
+    from kp_motion.training.settings import CONFIG_NAME, TrainFommConfig
+
+    source = Path(args.config) if args.config else paths.config_path(CONFIG_NAME)
+    values = apply_overrides(config_io.load_yaml(source), args.overrides)
+    return config_io.from_dict(TrainFommConfig, values, where=str(source))
+
+
+def run(args: argparse.Namespace) -> int:
+    from kp_motion.cli.main import CliError
+    from kp_motion.models.model_config import load_profile
+    from kp_motion.training import distributed
+    from kp_motion.training.fomm_trainer import (
+        FommTrainer,
+        TrainingDivergedError,
+        load_training_data,
+    )
+
+    settings = _load_settings(args)
+    context = distributed.setup_distributed(args.device)
+    try:
+        show_progress = context.is_main and not args.no_progress
+        model_config = load_profile(settings.profile)
+        data = load_training_data(args.dataset, settings, model_config, progress=show_progress)
+        trainer = FommTrainer(
+            settings,
+            data,
+            args.output,
+            context=context,
+            model_config=model_config,
+            resume=args.resume,
+            vgg19_weights=args.vgg19_weights,
+            extra_meta={"dataset": str(args.dataset)},
+            show_progress=show_progress,
+        )
+        result = trainer.run()
+    except TrainingDivergedError as error:
+        raise CliError(str(error)) from None
+    finally:
+        distributed.cleanup_distributed()
+    if context.is_main:
+        validation = (
+            "no validation (no test split)"
+            if result.validation_l1 is None
+            else f"validation L1 {result.validation_l1:.5f}"
+        )
+        print(
+            f"trained {result.steps} steps ({result.epochs_completed} epochs) in "
+            f"{result.seconds:.1f} s on {context.world_size} x {context.device}; {validation}; "
+            f"final model: {result.final_model}"
+        )
+    return 0

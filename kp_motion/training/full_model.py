@@ -1,0 +1,97 @@
+"""The detector + generator pair with its training objective, as one module (what DDP wraps).
+
+One forward pass: detect keypoints on the source and driving frames, render the driving frame
+from the source, and return the weighted loss terms. Putting the losses inside the module lets
+DistributedDataParallel see every use of the detector (it runs three times: source, driving,
+warped driving) within one forward.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kp_motion.training.losses import (
+    Vgg19Features,
+    equivariance_losses,
+    image_pyramid,
+    perceptual_loss,
+    pyramid_l1,
+    ssim_loss,
+)
+from kp_motion.training.settings import LossSettings
+from kp_motion.training.transforms import AffineTpsWarp
+
+
+class FommTrainingModel(nn.Module):
+    """forward(source, driving) -> ({loss name: weighted scalar}, predicted driving frames)."""
+
+    def __init__(
+        self,
+        kp_detector: nn.Module,
+        generator: nn.Module,
+        losses: LossSettings,
+        estimate_jacobian: bool,
+        vgg: Vgg19Features | None = None,
+    ) -> None:
+        super().__init__()
+        if any(losses.perceptual_weights) and vgg is None:
+            raise ValueError(
+                "the perceptual loss has non-zero weights but no VGG19 weights were given "
+                "(--vgg19-weights FILE, or set losses.perceptual_weights to zeros)"
+            )
+        self.kp_detector = kp_detector
+        self.generator = generator
+        self.settings = losses
+        self.estimate_jacobian = estimate_jacobian
+        self.vgg = vgg if any(losses.perceptual_weights) else None
+        if self.vgg is not None:
+            self.vgg.requires_grad_(False)  # a fixed feature extractor, never trained
+
+    def _equivariance(
+        self, driving: torch.Tensor, kp_driving: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        settings = self.settings
+        use_jacobian = self.estimate_jacobian and settings.equivariance_jacobian > 0
+        if settings.equivariance_value <= 0 and not use_jacobian:
+            return {}
+        # Drawn from the global CPU generator: seeded per process, saved in checkpoints.
+        warp = AffineTpsWarp.random(
+            driving.shape[0],
+            settings.warp_sigma_affine,
+            settings.warp_sigma_tps,
+            settings.warp_tps_points,
+            dtype=driving.dtype,
+            device=driving.device,
+        )
+        terms = equivariance_losses(self.kp_detector, driving, kp_driving, warp, use_jacobian)
+        weighted = {"equivariance_value": settings.equivariance_value * terms["equivariance_value"]}
+        if use_jacobian:
+            weighted["equivariance_jacobian"] = (
+                settings.equivariance_jacobian * terms["equivariance_jacobian"]
+            )
+        return weighted
+
+    def forward(
+        self, source: torch.Tensor, driving: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        settings = self.settings
+        kp_source = self.kp_detector(source)
+        kp_driving = self.kp_detector(driving)
+        generated = self.generator(source, kp_source, kp_driving, full_outputs=False)
+        prediction = generated["prediction"]
+        losses: dict[str, torch.Tensor] = {}
+        predicted_pyramid = image_pyramid(prediction, settings.pyramid_scales)
+        target_pyramid = image_pyramid(driving, settings.pyramid_scales)
+        if settings.reconstruction_l1 > 0:
+            losses["reconstruction_l1"] = settings.reconstruction_l1 * pyramid_l1(
+                predicted_pyramid, target_pyramid
+            )
+        if settings.ssim > 0:
+            losses["ssim"] = settings.ssim * ssim_loss(prediction, driving)
+        if self.vgg is not None:
+            losses["perceptual"] = perceptual_loss(
+                self.vgg, predicted_pyramid, target_pyramid, settings.perceptual_weights
+            )
+        losses.update(self._equivariance(driving, kp_driving))
+        return losses, prediction

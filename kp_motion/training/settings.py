@@ -1,0 +1,119 @@
+"""Settings of `kp-motion train fomm`: the dataclasses; the values live in config/train_fomm.yaml.
+
+No field has a default: the YAML file is the one source of truth and spells out every setting
+(kp_motion.config refuses unknown keys and reports missing ones). Paths given per run (dataset
+root, output folder, checkpoint to resume, VGG19 weights) are command-line options instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kp_motion import config as config_io
+from kp_motion import paths
+from kp_motion.data.augmentation import AugmentationConfig
+
+CONFIG_NAME = "train_fomm.yaml"
+SCHEDULES = ("multistep", "cosine", "constant")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    fit: str  # how frames of another size reach the profile's size: "resize" or "crop"
+    repeats: int  # times each training video is visited per epoch (short epochs are wasteful)
+    cache: bool  # keep decoded videos in memory (cheap at 64 px, see kp_motion.data.datasets)
+    num_workers: int  # DataLoader worker processes (0 = load in the training process)
+    augmentation: AugmentationConfig
+
+    def __post_init__(self) -> None:
+        if self.fit not in ("resize", "crop"):
+            raise ValueError(f"data.fit must be 'resize' or 'crop', got {self.fit!r}")
+        if self.repeats < 1 or self.num_workers < 0:
+            raise ValueError("data.repeats must be >= 1 and data.num_workers >= 0")
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    lr_kp_detector: float  # Adam learning rates (FOMM: 2e-4 for both)
+    lr_generator: float
+    betas: tuple[float, float]
+    schedule: str  # "multistep" (x gamma at each milestone epoch), "cosine" or "constant"
+    milestones: tuple[int, ...]  # epochs where the multistep schedule multiplies the lr by gamma
+    gamma: float
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"optimizer.schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if self.lr_kp_detector <= 0 or self.lr_generator <= 0:
+            raise ValueError("optimizer learning rates must be positive")
+        if len(self.betas) != 2:
+            raise ValueError(f"optimizer.betas must be two numbers, got {self.betas}")
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    pyramid_scales: tuple[float, ...]  # image pyramid of the reconstruction/perceptual terms
+    reconstruction_l1: float  # weight of the L1 term (summed over the pyramid scales)
+    ssim: float  # weight of 1 - SSIM at full resolution
+    # Weights of the VGG19 relu1_1 .. relu5_1 perceptual terms; non-zero needs --vgg19-weights.
+    perceptual_weights: tuple[float, float, float, float, float]
+    equivariance_value: float  # weight of the keypoint equivariance term
+    equivariance_jacobian: float  # weight of the Jacobian equivariance term
+    warp_sigma_affine: float  # std of the random affine warp's parameters (FOMM: 0.05)
+    warp_sigma_tps: float  # std of the thin-plate-spline weights (FOMM: 0.005)
+    warp_tps_points: int  # control points per side of the TPS grid (FOMM: 5)
+
+    def __post_init__(self) -> None:
+        weights = (
+            self.reconstruction_l1,
+            self.ssim,
+            *self.perceptual_weights,
+            self.equivariance_value,
+            self.equivariance_jacobian,
+        )
+        if any(weight < 0 for weight in weights):
+            raise ValueError("loss weights must be >= 0")
+        if not any(weights[:-2]):
+            raise ValueError("losses: at least one image reconstruction weight must be non-zero")
+        if len(self.perceptual_weights) != 5:
+            raise ValueError("losses.perceptual_weights needs 5 values (relu1_1 .. relu5_1)")
+        if not self.pyramid_scales or any(not 0 < s <= 1 for s in self.pyramid_scales):
+            raise ValueError(f"losses.pyramid_scales must be in (0, 1], got {self.pyramid_scales}")
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    max_videos: int  # test-split videos reconstructed after each epoch (0 = all)
+    max_frames: int  # frames per video (from the first, which is the source; 0 = all)
+    batch_size: int  # driving frames rendered at once
+
+
+@dataclass(frozen=True)
+class TrainFommConfig:
+    profile: str  # model profile name (config/profiles/<name>.yaml) or a profile YAML path
+    seed: int
+    epochs: int
+    batch_size: int  # per process: with N processes the effective batch is N x batch_size
+    max_steps: int  # stop after this many optimiser steps in total (0 = run all epochs)
+    log_every: int  # steps between rows of train_log.csv
+    checkpoint_every: int  # steps between checkpoints (0 = only at the end of each epoch)
+    keep_checkpoints: int  # most recent checkpoints kept (older ones are deleted)
+    data: DataSettings
+    optimizer: OptimizerSettings
+    losses: LossSettings
+    validation: ValidationSettings
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+        if self.max_steps < 0 or self.checkpoint_every < 0:
+            raise ValueError("max_steps and checkpoint_every must be >= 0")
+        if self.log_every < 1 or self.keep_checkpoints < 1:
+            raise ValueError("log_every and keep_checkpoints must be >= 1")
+
+
+def load_train_config(path: str | None = None) -> TrainFommConfig:
+    """The shipped config/train_fomm.yaml, or the YAML file at `path`."""
+    return config_io.load(TrainFommConfig, path or paths.config_path(CONFIG_NAME))

@@ -1,0 +1,100 @@
+"""`kp-motion train fomm`: single process, DDP on CPU (gloo, 2 processes), errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import make_tiny_dataset, tiny_model_config, tiny_train_config
+
+from kp_motion import config as config_io
+from kp_motion.cli.main import main
+from kp_motion.models.checkpoint import load_model, read_checkpoint_meta
+from kp_motion.training.csv_log import read_log
+from kp_motion.training.distributed import find_free_port
+from kp_motion.training.state import list_checkpoints, read_training_state
+
+torch.set_num_threads(1)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DDP_TIMEOUT_S = 240
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> dict[str, Path]:
+    """A tiny dataset, a tiny profile YAML and training settings YAML pointing at it."""
+    folder = tmp_path_factory.mktemp("train-cli")
+    profile = folder / "tiny-profile.yaml"
+    config_io.save(tiny_model_config(), profile)
+    settings = folder / "train.yaml"
+    config_io.save(tiny_train_config(profile=str(profile), log_every=2), settings)
+    return {"data": make_tiny_dataset(folder / "data"), "config": settings}
+
+
+def test_train_then_resume_from_the_output_folder(setup, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "fomm", str(setup["data"]), "-o", str(out), "--config", str(setup["config"])]
+    assert main([*common, "--set", "epochs=1", "--no-progress", "--device", "cpu"]) == 0
+    assert "trained 2 steps (1 epochs)" in capsys.readouterr().out
+    assert main([*common, "--resume", str(out), "--no-progress"]) == 0
+    assert "trained 4 steps (2 epochs)" in capsys.readouterr().out
+    assert [int(row["step"]) for row in read_log(out / "train_log.csv")] == [2, 4]
+    assert read_checkpoint_meta(out / "model")["extra_meta"]["dataset"] == str(setup["data"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "epochs"], "--set expects KEY=VALUE"),
+        (["--set", "optimizer.nope=1"], "unknown setting 'nope'"),
+        (["--set", "nosection.lr=1"], "no settings section 'nosection'"),
+        (["--set", "optimizer.schedule=linear"], "optimizer.schedule must be one of"),
+        (["--resume", "/nonexistent/ckpt"], "checkpoint to resume from not found"),
+        (["--vgg19-weights", "/nonexistent/vgg.pth"], "VGG19 weights file not found"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, extra, message):
+    argv = ["train", "fomm", str(setup["data"]), "-o", str(tmp_path), "--no-progress"]
+    assert main([*argv, "--config", str(setup["config"]), *extra]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+def test_missing_dataset_and_perceptual_weights_without_vgg(setup, tmp_path, capsys):
+    argv = ["train", "fomm", str(tmp_path / "nothing"), "-o", str(tmp_path / "o")]
+    assert main([*argv, "--config", str(setup["config"])]) == 2
+    assert "dataset folder not found" in capsys.readouterr().err
+    argv = ["train", "fomm", str(setup["data"]), "-o", str(tmp_path / "o")]
+    perceptual = ["--set", "losses.perceptual_weights=[1, 1, 1, 1, 1]"]
+    assert main([*argv, "--config", str(setup["config"]), *perceptual, "--no-progress"]) == 2
+    assert "no VGG19 weights were given" in capsys.readouterr().err
+
+
+def test_ddp_on_cpu_with_gloo_two_processes(setup, tmp_path):
+    out = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nnodes", "1", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(find_free_port()),
+        "-m", "kp_motion.cli.main", "train", "fomm", str(setup["data"]), "-o", str(out),
+        "--config", str(setup["config"]), "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    finished = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=DDP_TIMEOUT_S
+    )
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    # 8 pairs per epoch shared by 2 processes at batch 4: one step per epoch, 2 epochs.
+    assert "trained 2 steps (2 epochs) in" in finished.stdout
+    assert "on 2 x cpu" in finished.stdout
+    assert finished.stdout.count("trained") == 1  # only rank 0 reports
+    checkpoints = list_checkpoints(out / "checkpoints")
+    assert [step for step, _ in checkpoints] == [1, 2]
+    state = read_training_state(checkpoints[-1][1])
+    assert state["world_size"] == 2 and len(state["rng"]) == 2
+    config, _, _ = load_model(out / "model")
+    assert config == tiny_model_config()
+    assert [int(row["step"]) for row in read_log(out / "train_log.csv")] == [2]

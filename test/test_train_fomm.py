@@ -1,0 +1,176 @@
+"""The FOMM training loop: it learns, logs, validates, checkpoints and resumes exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from train_helpers import make_tiny_dataset, tiny_model_config, tiny_train_config
+
+from kp_motion.models.checkpoint import build_models, load_model, read_checkpoint_meta
+from kp_motion.training.csv_log import read_log
+from kp_motion.training.fomm_trainer import FommTrainer, load_training_data, lr_factor
+from kp_motion.training.full_model import FommTrainingModel
+from kp_motion.training.losses import Vgg19Features
+from kp_motion.training.state import list_checkpoints, read_training_state
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory):
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny-data"))
+
+
+def _trainer(dataset_root, out_dir, resume=None, **changes) -> FommTrainer:
+    settings = tiny_train_config(**changes)
+    model_config = tiny_model_config()
+    data = load_training_data(dataset_root, settings, model_config, progress=False)
+    return FommTrainer(
+        settings, data, out_dir, model_config=model_config, resume=resume, show_progress=False
+    )
+
+
+def _fixed_batch_losses(trainer: FommTrainer, batch: dict) -> dict[str, float]:
+    """Loss terms on one batch, eval-mode BatchNorm and a fixed equivariance warp."""
+    model = trainer.training_model
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(123)
+        model.eval()
+        losses, _ = model(batch["source"], batch["driving"])
+        model.train()
+    return {name: value.item() for name, value in losses.items()}
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(dataset_root, tmp_path):
+    settings = tiny_train_config(epochs=6)
+    settings = dataclasses.replace(
+        settings,
+        optimizer=dataclasses.replace(settings.optimizer, lr_kp_detector=1e-3, lr_generator=1e-3),
+    )
+    model_config = tiny_model_config()
+    data = load_training_data(dataset_root, settings, model_config, progress=False)
+    trainer = FommTrainer(settings, data, tmp_path, model_config=model_config, show_progress=False)
+    items = [data.train[i] for i in range(4)]
+    batch = {key: torch.stack([item[key] for item in items]) for key in ("source", "driving")}
+    before = _fixed_batch_losses(trainer, batch)
+    result = trainer.run()
+    after = _fixed_batch_losses(trainer, batch)
+    assert result.steps == 12 and result.epochs_completed == 6
+    assert sum(after.values()) < 0.8 * sum(before.values()), (before, after)
+    assert after["reconstruction_l1"] < before["reconstruction_l1"]
+    # Validation L1 was logged after every epoch and went down as well.
+    validation = read_log(tmp_path / "validation.csv")
+    assert [int(row["epochs_completed"]) for row in validation] == [1, 2, 3, 4, 5, 6]
+    assert float(validation[-1]["validation_l1"]) < float(validation[0]["validation_l1"])
+    assert result.validation_l1 == pytest.approx(float(validation[-1]["validation_l1"]), 1e-5)
+
+
+def test_outputs_logs_and_the_final_model(dataset_root, tmp_path):
+    result = _trainer(dataset_root, tmp_path, keep_checkpoints=1).run()
+    assert result.steps == 4
+    log = read_log(tmp_path / "train_log.csv")
+    assert [int(row["step"]) for row in log] == [1, 2, 3, 4]
+    assert all(float(row["loss"]) > 0 and row["perceptual"] == "" for row in log)
+    # keep_checkpoints=1: only the last epoch's checkpoint is left.
+    assert [step for step, _ in list_checkpoints(tmp_path / "checkpoints")] == [4]
+    config, _, _ = load_model(result.final_model)
+    assert config == tiny_model_config()
+    meta = read_checkpoint_meta(result.final_model)
+    assert meta["extra_meta"]["step"] == 4
+    assert meta["extra_meta"]["validation_l1"] == pytest.approx(result.validation_l1)
+
+
+def _weights(trainer: FommTrainer) -> dict[str, torch.Tensor]:
+    modules = {"kp_detector": trainer.kp_detector, "generator": trainer.generator}
+    return {
+        f"{prefix}.{key}": value
+        for prefix, module in modules.items()
+        for key, value in module.state_dict().items()
+    }
+
+
+def test_resume_continues_from_the_saved_step_exactly(dataset_root, tmp_path):
+    # 3 steps per epoch (4 videos x 3 repeats / batch 4); checkpoints every 2 steps.
+    data_settings = dataclasses.replace(tiny_train_config().data, repeats=3)
+    changes = {"epochs": 2, "checkpoint_every": 2, "data": data_settings}
+    uninterrupted = _trainer(dataset_root, tmp_path / "straight", **changes)
+    uninterrupted.run()
+
+    interrupted = _trainer(dataset_root, tmp_path / "resumed", max_steps=4, **changes)
+    assert interrupted.run().steps == 4  # stops mid-epoch 1 (one batch into it)
+    state = read_training_state(tmp_path / "resumed" / "checkpoints" / "step_00000004")
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (4, 1, 1)
+
+    resumed = _trainer(dataset_root, tmp_path / "resumed", resume=tmp_path / "resumed", **changes)
+    assert resumed.position.step == 4
+    result = resumed.run()
+    assert result.steps == 6 and result.epochs_completed == 2
+    straight, continued = _weights(uninterrupted), _weights(resumed)
+    assert straight.keys() == continued.keys()
+    for key in straight:
+        assert torch.equal(continued[key], straight[key]), key
+    # The log reads as one run: steps 1..6 once each, same losses as the uninterrupted run.
+    resumed_log = read_log(tmp_path / "resumed" / "train_log.csv")
+    straight_log = read_log(tmp_path / "straight" / "train_log.csv")
+    assert [int(row["step"]) for row in resumed_log] == [1, 2, 3, 4, 5, 6]
+    for mine, reference in zip(resumed_log, straight_log, strict=True):
+        assert float(mine["loss"]) == pytest.approx(float(reference["loss"]), rel=1e-4)
+
+
+def test_resume_refuses_other_profiles_missing_checkpoints_and_reused_folders(
+    dataset_root, tmp_path
+):
+    _trainer(dataset_root, tmp_path / "run", epochs=1).run()
+    settings = tiny_train_config()
+    other = tiny_model_config(estimate_jacobian=False)
+    data = load_training_data(dataset_root, settings, other, progress=False)
+    with pytest.raises(ValueError, match="differs from the requested profile"):
+        FommTrainer(settings, data, tmp_path / "run", model_config=other, resume=tmp_path / "run")
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        _trainer(dataset_root, tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        _trainer(dataset_root, tmp_path / "x", resume=tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="neither a training checkpoint"):
+        _trainer(dataset_root, tmp_path / "x", resume=dataset_root)
+
+
+def test_too_small_a_dataset_for_the_batch_is_a_clear_error(dataset_root, tmp_path):
+    with pytest.raises(ValueError, match="fewer than batch_size 64"):
+        _trainer(dataset_root, tmp_path, batch_size=64)
+
+
+def test_learning_rate_schedules():
+    multistep = tiny_train_config(epochs=10)
+    multistep = dataclasses.replace(
+        multistep,
+        optimizer=dataclasses.replace(multistep.optimizer, milestones=(3, 6), gamma=0.5),
+    )
+    assert [lr_factor(e, multistep) for e in (0, 2, 3, 5, 6, 9)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    cosine = dataclasses.replace(
+        multistep, optimizer=dataclasses.replace(multistep.optimizer, schedule="cosine")
+    )
+    assert lr_factor(0, cosine) == 1.0 and lr_factor(5, cosine) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="schedule"):
+        dataclasses.replace(multistep.optimizer, schedule="linear")
+
+
+def test_training_model_terms_follow_the_settings():
+    torch.manual_seed(0)
+    model_config = tiny_model_config(estimate_jacobian=False)
+    losses = dataclasses.replace(
+        tiny_train_config().losses, perceptual_weights=(1.0, 1.0, 0.0, 0.0, 1.0)
+    )
+    kp_detector, generator = build_models(model_config)
+    with pytest.raises(ValueError, match="no VGG19 weights were given"):
+        FommTrainingModel(kp_detector, generator, losses, estimate_jacobian=False)
+    model = FommTrainingModel(kp_detector, generator, losses, False, vgg=Vgg19Features())
+    frames = torch.rand(2, 2, 3, 32, 32)
+    terms, prediction = model(frames[0], frames[1])
+    # No Jacobian term for a detector without Jacobians; the perceptual term is there.
+    assert set(terms) == {"reconstruction_l1", "ssim", "perceptual", "equivariance_value"}
+    assert prediction.shape == (2, 3, 32, 32)
+    torch.stack(list(terms.values())).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in generator.parameters() if p.grad is not None)
+    assert all(p.grad is None for p in model.vgg.parameters())

@@ -1,0 +1,99 @@
+"""`kp-motion evaluate`: the method's evaluation protocol over a test set, written as a report.
+
+Settings come from config/evaluate.yaml (or --config); the options below override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+COMMAND = "evaluate"
+HELP = "evaluate rendering + forecasting (MSE, PSNR, SSIM, FVD, bandwidth, H.264) into a report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="settings YAML (default: config/evaluate.yaml)")
+    parser.add_argument(
+        "--dataset",
+        help="'synthetic' or the root of a first-order-model-layout dataset (root/test/...)",
+    )
+    parser.add_argument("--split", help="dataset split folder (default from the settings: test)")
+    parser.add_argument("--checkpoint", help="FOMM checkpoint folder (or embedded model name)")
+    parser.add_argument(
+        "--forecasters",
+        nargs="+",
+        metavar="NAME_OR_FOLDER",
+        help="forecaster checkpoint folders, embedded names (vrnn, rnn, vae) or baselines "
+        "(hold-last, constant-velocity)",
+    )
+    parser.add_argument(
+        "-k",
+        "--block-sizes",
+        nargs="+",
+        type=int,
+        metavar="K",
+        help="block sizes k (k true frames, k predicted)",
+    )
+    parser.add_argument("--modes", nargs="+", choices=["reconstruction", "transfer"])
+    parser.add_argument("--i3d-weights", help="Kinetics-400 RGB I3D state dict, for FVD")
+    parser.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
+    parser.add_argument("--max-frames", type=int, help="frames read per video")
+    parser.add_argument("--device", help="torch device (cpu, cuda, cuda:1, ...)")
+    parser.add_argument("--no-codec", action="store_true", help="skip the H.264 comparison")
+    parser.add_argument(
+        "--bag",
+        help="evaluate a recorded Keypoint60 bag instead of videos (not supported yet)",
+    )
+    parser.add_argument(
+        "-o", "--output", default="out/evaluation", help="report folder (default: out/evaluation)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _settings(args: argparse.Namespace):
+    from kp_motion.evaluation.settings import check_settings, load_settings
+
+    settings = load_settings(args.config)
+    dataset_changes = {
+        "source": args.dataset,
+        "split": args.split,
+        "max_videos": args.max_videos,
+        "max_frames": args.max_frames,
+    }
+    dataset = dataclasses.replace(
+        settings.dataset, **{k: v for k, v in dataset_changes.items() if v is not None}
+    )
+    changes = {
+        "checkpoint": args.checkpoint,
+        "forecasters": args.forecasters,
+        "block_sizes": args.block_sizes,
+        "modes": args.modes,
+        "device": args.device,
+    }
+    settings = dataclasses.replace(
+        settings, dataset=dataset, **{k: v for k, v in changes.items() if v is not None}
+    )
+    if args.i3d_weights is not None:
+        settings.fvd = dataclasses.replace(settings.fvd, i3d_weights=args.i3d_weights)
+    if args.no_codec:
+        settings.codec = dataclasses.replace(settings.codec, enabled=False)
+    check_settings(settings)
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    from kp_motion.cli.main import CliError
+
+    if args.bag is not None:
+        raise CliError(
+            f"--bag {args.bag}: evaluating recorded Keypoint60 bags is not supported yet "
+            "(it needs the ROS-side bag reader); evaluate videos instead"
+        )
+    from kp_motion.evaluation.pipeline import run_evaluation
+
+    settings = _settings(args)
+    result, written = run_evaluation(settings, args.output, progress=not args.no_progress)
+    print(f"evaluated {len(result.videos)} videos in {result.wall_time_s:.1f} s")
+    print(f"report: {written['markdown']}")
+    return 0

@@ -1,0 +1,151 @@
+"""`kp-motion train forecaster`: train VRNN / RNN / VAE forecasters on extracted keypoint
+sequences, then score them and the baselines with the block protocol on the validation data.
+
+Each model is written to OUT/<kind>/ (forecaster.yaml + weights.safetensors); the protocol
+table goes to the terminal and to OUT/evaluation.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from kp_motion.cli.main import CliError
+
+if TYPE_CHECKING:  # heavy imports stay inside run() so that `kp-motion --help` is fast
+    from kp_motion.data.keypoint_sequences import KeypointSequence
+    from kp_motion.forecasting.settings import ForecasterSettings
+
+COMMAND = ("train", "forecaster")
+HELP = "Train keypoint forecasters (VRNN, RNN, VAE) on extracted keypoint sequences."
+
+MODEL_CHOICES = ("vrnn", "rnn", "vae", "all")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="SEQ_FOLDER",
+        help="keypoint sequence folder written by `kp-motion extract`",
+    )
+    parser.add_argument(
+        "--val-data",
+        metavar="SEQ_FOLDER",
+        help="validation sequences (default: hold out train.val_fraction of --data)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=MODEL_CHOICES,
+        default="vrnn",
+        help="which forecaster to train (default: vrnn)",
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder; each model goes to DIR/<model>/"
+    )
+    parser.add_argument("--steps", type=int, help="optimiser steps (default: from the config)")
+    parser.add_argument("--seed", type=int, help="random seed (default: from the config)")
+    parser.add_argument(
+        "--device", help="torch device, e.g. cpu or cuda (default: from the config)"
+    )
+    parser.add_argument(
+        "--config", metavar="YAML", help="forecaster settings (default: config/forecaster.yaml)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _load_data(
+    args: argparse.Namespace, settings: ForecasterSettings
+) -> tuple[list[KeypointSequence], list[KeypointSequence], dict, str]:
+    from kp_motion.data.keypoint_sequences import load_sequences
+    from kp_motion.forecasting.train import split_sequences
+    from kp_motion.keypoints import NUM_KEYPOINTS
+
+    sequences, meta = load_sequences(args.data)
+    if meta["num_keypoints"] != NUM_KEYPOINTS:
+        raise CliError(
+            f"{args.data}: {meta['num_keypoints']} keypoints, forecasters need {NUM_KEYPOINTS}"
+        )
+    if args.val_data:
+        val_sequences, val_meta = load_sequences(args.val_data)
+        if val_meta["model_id"] != meta["model_id"]:
+            raise CliError(
+                f"--val-data keypoints come from detector {val_meta['model_id']!r}, "
+                f"--data from {meta['model_id']!r}"
+            )
+        return sequences, val_sequences, meta, f"{len(val_sequences)} sequence(s) of --val-data"
+    train, val = split_sequences(sequences, settings.train.val_fraction, settings.train.seed)
+    if val is train:
+        return train, val, meta, "the training data (only one sequence: nothing to hold out)"
+    return train, val, meta, f"{len(val)} held-out sequence(s)"
+
+
+def _evaluate(
+    forecaster_folders: dict[str, str],
+    val_sequences: list[KeypointSequence],
+    settings: ForecasterSettings,
+) -> list[dict]:
+    from kp_motion.forecasting.baselines import BASELINES
+    from kp_motion.forecasting.checkpoint import load_forecaster
+    from kp_motion.forecasting.protocol import compare_forecasters, contiguous_runs
+
+    longest = max(len(run) for run in contiguous_runs(val_sequences))
+    block_sizes = [k for k in settings.evaluation.block_sizes if 2 * k <= longest]
+    forecasters = {kind: load_forecaster(folder) for kind, folder in forecaster_folders.items()}
+    forecasters.update({name: load_forecaster(name) for name in BASELINES})
+    return compare_forecasters(
+        forecasters, val_sequences, block_sizes, settings.evaluation.reset_per_block
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    import yaml
+
+    from kp_motion.forecasting.protocol import format_table
+    from kp_motion.forecasting.settings import LEARNED_KINDS, load_settings
+    from kp_motion.forecasting.train import train_forecaster
+
+    settings = load_settings(args.config)
+    overrides = {name: getattr(args, name) for name in ("steps", "seed", "device")}
+    overrides = {name: value for name, value in overrides.items() if value is not None}
+    if overrides.get("steps", 1) < 1:
+        raise CliError(f"--steps must be >= 1, got {args.steps}")
+    settings.train = dataclasses.replace(settings.train, **overrides)
+
+    train_sequences, val_sequences, meta, val_note = _load_data(args, settings)
+    print(f"training on {len(train_sequences)} sequence(s), validating on {val_note}")
+    out = Path(args.out)
+    kinds = LEARNED_KINDS if args.model == "all" else (args.model,)
+    folders = {}
+    for kind in kinds:
+        result = train_forecaster(
+            kind,
+            train_sequences,
+            val_sequences,
+            settings,
+            out / kind,
+            progress=not args.no_progress,
+            record={"detector_model_id": meta["model_id"], "dataset": meta["dataset"]},
+        )
+        folders[kind] = str(result.checkpoint)
+        print(
+            f"{kind}: best validation loss {result.best_val_loss:.4f} at step "
+            f"{result.best_step}/{result.steps_run} ({result.seconds:.0f} s) -> {result.checkpoint}"
+        )
+
+    rows = _evaluate(folders, val_sequences, settings)
+    if rows:
+        print(format_table(rows))
+    report = {
+        "detector_model_id": meta["model_id"],
+        "dataset": meta["dataset"],
+        "validation": val_note,
+        "reset_per_block": settings.evaluation.reset_per_block,
+        "protocol": rows,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "evaluation.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
+    return 0

@@ -1,0 +1,121 @@
+"""Forecaster checkpoints and the single entry point to get a forecaster by name or folder.
+
+A checkpoint is a folder:
+    forecaster.yaml       kind, the model's settings, and a record of how it was trained
+    weights.safetensors   the model's parameters plus the normalisation statistics
+                          (normalizer.mean / normalizer.std)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from kp_motion import config as config_io
+from kp_motion.forecasting.base import Forecaster, LearnedForecaster, SequenceModel
+from kp_motion.forecasting.baselines import BASELINES
+from kp_motion.forecasting.normalization import MEAN_KEY, STD_KEY, Standardizer
+from kp_motion.forecasting.rnn import RnnForecastModel
+from kp_motion.forecasting.settings import RnnSettings, VaeSettings, VrnnSettings
+from kp_motion.forecasting.vae import VaeForecastModel
+from kp_motion.forecasting.vrnn import VrnnForecastModel
+
+MANIFEST_NAME = "forecaster.yaml"
+WEIGHTS_NAME = "weights.safetensors"
+FORMAT_VERSION = 1
+
+MODEL_CLASSES: dict[str, tuple[type[SequenceModel], type]] = {
+    "vrnn": (VrnnForecastModel, VrnnSettings),
+    "rnn": (RnnForecastModel, RnnSettings),
+    "vae": (VaeForecastModel, VaeSettings),
+}
+
+
+def build_model(kind: str, settings: Any) -> SequenceModel:
+    """A fresh (untrained) model of `kind` from its settings dataclass."""
+    if kind not in MODEL_CLASSES:
+        raise ValueError(
+            f"unknown forecaster kind {kind!r} (expected one of {list(MODEL_CLASSES)})"
+        )
+    model_class, settings_class = MODEL_CLASSES[kind]
+    if not isinstance(settings, settings_class):
+        raise ValueError(f"{kind} needs {settings_class.__name__}, got {type(settings).__name__}")
+    return model_class(settings)
+
+
+def save_checkpoint(
+    folder: str | Path,
+    model: SequenceModel,
+    standardizer: Standardizer,
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Write `model` (with its statistics) to `folder`; returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()
+    }
+    tensors.update(standardizer.state_tensors())
+    save_file(tensors, str(folder / WEIGHTS_NAME))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": model.kind,
+        "model": config_io.to_dict(model.settings),
+        "training": training or {},
+    }
+    (folder / MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return folder
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    manifest = config_io.load_yaml(folder / MANIFEST_NAME)
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{folder / MANIFEST_NAME}: unsupported format_version {version!r}")
+    missing = [key for key in ("kind", "model") if key not in manifest]
+    if missing:
+        raise ValueError(f"{folder / MANIFEST_NAME}: missing {', '.join(missing)}")
+    return manifest
+
+
+def load_model(
+    folder: str | Path, device: str | torch.device = "cpu"
+) -> tuple[SequenceModel, Standardizer, dict[str, Any]]:
+    """(model in eval mode, its Standardizer, the manifest) from a checkpoint folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"forecaster checkpoint folder not found: {folder}")
+    manifest = _read_manifest(folder)
+    kind = manifest["kind"]
+    if kind not in MODEL_CLASSES:
+        raise ValueError(f"{folder / MANIFEST_NAME}: unknown kind {kind!r}")
+    settings_class = MODEL_CLASSES[kind][1]
+    settings = config_io.from_dict(settings_class, manifest["model"], f"{folder}: model")
+    model = build_model(kind, settings)
+    weights_path = folder / WEIGHTS_NAME
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"forecaster weights not found: {weights_path}")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
+    standardizer = Standardizer.from_state_tensors(tensors)
+    parameters = {k: v for k, v in tensors.items() if k not in (MEAN_KEY, STD_KEY)}
+    try:
+        model.load_state_dict(parameters)
+    except RuntimeError as error:
+        raise ValueError(f"{weights_path} does not match its {kind} settings: {error}") from None
+    return model.to(device).eval(), standardizer, manifest
+
+
+def load_forecaster(name_or_folder: str | Path, device: str | torch.device = "cpu") -> Forecaster:
+    """A baseline by name ("hold-last", "constant-velocity") or a trained checkpoint folder."""
+    if str(name_or_folder) in BASELINES:
+        return BASELINES[str(name_or_folder)]()
+    model, standardizer, _ = load_model(name_or_folder, device)
+    return LearnedForecaster(model, standardizer)

@@ -1,0 +1,88 @@
+"""Settings of the keypoint forecasters: the fields live here, the shipped values in
+config/forecaster.yaml (one source of truth per setting; the dataclasses carry no defaults).
+
+A trained checkpoint stores its own model settings in its forecaster.yaml, so a checkpoint keeps
+working when the shipped defaults change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kp_motion import config as config_io
+from kp_motion.paths import config_path
+
+LEARNED_KINDS = ("vrnn", "rnn", "vae")
+
+
+@dataclass
+class RnnSettings:
+    """GRU forecaster: one-step-ahead MSE with teacher forcing, autoregressive at prediction."""
+
+    hidden_size: int
+    num_layers: int
+
+
+@dataclass
+class VaeSettings:
+    """VAE forecaster: q(z | last frames) -> decoder gives the offsets of lags 1..horizon."""
+
+    context_frames: int  # frames the encoder sees (1 = x_t only; 2 also gives it the velocity)
+    horizon: int  # lags predicted per decoder pass; longer predictions chain passes
+    hidden_size: int
+    latent_size: int
+    beta: float  # weight of the KL term
+
+
+@dataclass
+class VrnnSettings:
+    """VRNN (Chung et al. 2015) with a GRU-cell recurrence."""
+
+    feature_size: int  # width of phi_x(x) and phi_z(z)
+    hidden_size: int  # recurrent state h
+    latent_size: int  # z
+    decoder_std: float | None  # fixed std of p(x|z,h) in standardised units; null = learned
+    kl_weight: float  # 1.0 is the ELBO of the paper
+
+
+@dataclass
+class TrainSettings:
+    steps: int
+    batch_size: int
+    window_length: int  # frames per random training window
+    learning_rate: float
+    weight_decay: float
+    grad_clip: float  # max global gradient norm, applied before every optimiser step
+    eval_interval: int  # steps between validation passes
+    eval_windows: int  # fixed validation windows (drawn once, with the seed)
+    patience: int  # stop after this many validations without improvement; 0 = never
+    val_fraction: float  # share of sequences held out when no validation folder is given
+    std_floor: float  # smallest per-dimension std used for standardisation (raw units)
+    seed: int
+    device: str
+
+
+@dataclass
+class EvaluationSettings:
+    block_sizes: list[int]  # k values of the block protocol (observe k, predict k, advance 2k)
+    reset_per_block: bool  # the method resets the forecaster before each block
+
+
+@dataclass
+class ForecasterSettings:
+    rnn: RnnSettings
+    vae: VaeSettings
+    vrnn: VrnnSettings
+    train: TrainSettings
+    evaluation: EvaluationSettings
+
+    def model_settings(self, kind: str) -> RnnSettings | VaeSettings | VrnnSettings:
+        if kind not in LEARNED_KINDS:
+            raise ValueError(f"unknown forecaster kind {kind!r} (expected one of {LEARNED_KINDS})")
+        return getattr(self, kind)
+
+
+def load_settings(path: str | Path | None = None) -> ForecasterSettings:
+    """Read config/forecaster.yaml (or `path`) into ForecasterSettings."""
+    return config_io.load(ForecasterSettings, path or config_path("forecaster.yaml"))

@@ -1,0 +1,196 @@
+"""Training loop for the learned forecasters, kept small enough to read in one go.
+
+    statistics  <- training frames (per-dimension mean/std, std floored)
+    repeat `steps` times:
+        batch   <- random windows of `window_length` consecutive frames, standardised
+        loss    <- model.training_loss(batch)     (the whole window, state never detached)
+        Adam step after clipping the global gradient norm
+        every `eval_interval` steps: loss on fixed validation windows; a new best is written
+        to the checkpoint folder at once; `patience` validations without a new best stop early
+
+Randomness (window draws, latent noise, initial weights) follows `seed`; validation windows
+and their latent noise are fixed, so validation losses are comparable across steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kp_motion.data.keypoint_sequences import KeypointSequence
+from kp_motion.forecasting.base import SequenceModel
+from kp_motion.forecasting.checkpoint import build_model, save_checkpoint
+from kp_motion.forecasting.normalization import Standardizer, motion_scale
+from kp_motion.forecasting.protocol import contiguous_runs
+from kp_motion.forecasting.settings import ForecasterSettings, TrainSettings
+
+# Smallest motion unit (standardised units): keeps dimensions that never move finite.
+MOTION_SCALE_FLOOR = 1e-3
+
+
+@dataclass
+class TrainResult:
+    kind: str
+    checkpoint: Path
+    best_val_loss: float
+    best_step: int
+    steps_run: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def split_sequences(
+    sequences: Sequence[KeypointSequence], val_fraction: float, seed: int
+) -> tuple[list[KeypointSequence], list[KeypointSequence]]:
+    """Hold out round(val_fraction * count) sequences (at least 1) for validation.
+
+    With a single sequence nothing can be held out: validation then uses the training data
+    (returned as the same list), which the caller should report.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    sequences = list(sequences)
+    if len(sequences) < 2 or val_fraction == 0:
+        return sequences, sequences
+    order = np.random.default_rng(seed).permutation(len(sequences))
+    held_out = min(max(1, round(val_fraction * len(sequences))), len(sequences) - 1)
+    val = [sequences[i] for i in sorted(order[:held_out])]
+    train = [sequences[i] for i in sorted(order[held_out:])]
+    return train, val
+
+
+def long_enough(runs: Sequence[np.ndarray], length: int) -> list[np.ndarray]:
+    return [run for run in runs if len(run) >= length]
+
+
+def sample_windows(
+    rng: np.random.Generator, runs: Sequence[np.ndarray], batch_size: int, length: int
+) -> np.ndarray:
+    """(batch_size, length, 60) windows, uniform over all window positions of all runs."""
+    starts_per_run = np.array([len(run) - length + 1 for run in runs])
+    run_choice = rng.choice(len(runs), size=batch_size, p=starts_per_run / starts_per_run.sum())
+    starts = rng.integers(0, starts_per_run[run_choice])
+    return np.stack([runs[r][s : s + length] for r, s in zip(run_choice, starts, strict=True)])
+
+
+def _validation_loss(
+    model: SequenceModel, windows: torch.Tensor, seed: int, batch_size: int
+) -> float:
+    """Mean training loss over fixed windows, with fixed latent noise (comparable over steps)."""
+    model.eval()
+    devices = [windows.device] if windows.device.type == "cuda" else []
+    total, count = 0.0, 0
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start : start + batch_size]
+            loss, _ = model.training_loss(chunk)
+            total += float(loss) * len(chunk)
+            count += len(chunk)
+    model.train()
+    return total / count
+
+
+def _check_train_settings(train: TrainSettings) -> None:
+    positive = ("steps", "batch_size", "eval_interval", "eval_windows")
+    for name in positive:
+        if getattr(train, name) < 1:
+            raise ValueError(f"train.{name} must be >= 1, got {getattr(train, name)}")
+    if train.window_length < 2:
+        raise ValueError(f"train.window_length must be >= 2, got {train.window_length}")
+    if train.learning_rate <= 0 or train.grad_clip <= 0:
+        raise ValueError("train.learning_rate and train.grad_clip must be positive")
+
+
+def train_forecaster(
+    kind: str,
+    train_sequences: Sequence[KeypointSequence | np.ndarray],
+    val_sequences: Sequence[KeypointSequence | np.ndarray],
+    settings: ForecasterSettings,
+    out_dir: str | Path,
+    progress: bool = True,
+    record: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a `kind` forecaster; the best checkpoint (by validation loss) ends up in out_dir.
+
+    `record` (e.g. the detector's model_id) is stored in the checkpoint's training record.
+    """
+    config = settings.train
+    _check_train_settings(config)
+    length = config.window_length
+    train_runs = long_enough(contiguous_runs(train_sequences), length)
+    val_runs = long_enough(contiguous_runs(val_sequences), length)
+    if not train_runs:
+        raise ValueError(f"no training sequence has window_length={length} consecutive frames")
+    if not val_runs:
+        raise ValueError(f"no validation sequence has window_length={length} consecutive frames")
+
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    device = torch.device(config.device)
+    standardizer = Standardizer.fit(train_runs, config.std_floor)
+    train_runs = [standardizer.normalize(run) for run in train_runs]
+    val_windows = sample_windows(
+        np.random.default_rng(config.seed + 1),
+        [standardizer.normalize(run) for run in val_runs],
+        config.eval_windows,
+        length,
+    )
+    val_windows = torch.from_numpy(val_windows).to(device)
+
+    model = build_model(kind, settings.model_settings(kind))
+    model.set_motion_scale(motion_scale(train_runs, MOTION_SCALE_FLOOR))
+    model = model.to(device).train()
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    training_record: dict[str, Any] = {
+        **(record or {}),
+        "seed": config.seed,
+        "batch_size": config.batch_size,
+        "window_length": length,
+        "learning_rate": config.learning_rate,
+        "grad_clip": config.grad_clip,
+        "train_frames": int(sum(len(run) for run in train_runs)),
+        "val_frames": int(sum(len(run) for run in val_runs)),
+    }
+    result = TrainResult(kind, Path(out_dir), math.inf, -1, 0, 0.0)
+    validations_without_gain = 0
+    started = time.perf_counter()
+    bar = tqdm(range(1, config.steps + 1), desc=f"train {kind}", disable=not progress)
+    for step in bar:
+        batch = torch.from_numpy(sample_windows(rng, train_runs, config.batch_size, length))
+        loss, parts = model.training_loss(batch.to(device))
+        if not torch.isfinite(loss):
+            raise ValueError(f"{kind}: training loss became {float(loss)} at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        result.steps_run = step
+
+        if step % config.eval_interval == 0 or step == config.steps:
+            val_loss = _validation_loss(model, val_windows, config.seed, config.batch_size)
+            train_loss = float(loss.detach())
+            result.history.append({"step": step, "train_loss": train_loss, "val_loss": val_loss})
+            bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            if val_loss < result.best_val_loss:
+                result.best_val_loss, result.best_step = val_loss, step
+                validations_without_gain = 0
+                record = {**training_record, "step": step, "val_loss": val_loss, **parts}
+                save_checkpoint(out_dir, model, standardizer, record)
+            else:
+                validations_without_gain += 1
+                if config.patience and validations_without_gain >= config.patience:
+                    break
+    bar.close()
+    result.seconds = time.perf_counter() - started
+    return result

@@ -139,12 +139,30 @@ def test_bench_prints_latency_per_stage(capsys):
     assert status == 0
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines if line.startswith("compact-64")]
-    stages = [" ".join(row[1:-2]) for row in rows]
+    stages = [" ".join(row[1:-3]) for row in rows]
     assert stages == ["detector", "render, no cache", "render, cached source",
                       "frame: detect + cached render"]  # fmt: skip
     for row in rows:
-        milliseconds, fps = float(row[-2]), float(row[-1])
+        milliseconds, fps, unit = float(row[-3]), float(row[-2]), row[-1]
+        assert unit == "frame"
         assert milliseconds > 0 and fps == pytest.approx(1000 / milliseconds, rel=0.01)
+
+
+def test_bench_forecaster_section_times_every_forecaster(capsys):
+    status = main(["bench", "--only", "forecasters", "--repeats", "1", "--device", "cpu"])
+    assert status == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {
+        (line.split()[0], " ".join(line.split()[1:-3])): line.split()
+        for line in lines
+        if line.split() and line.split()[0] in {"vrnn", "rnn", "vae", "hold-last"}
+    }
+    for model in ("vrnn", "rnn", "vae", "hold-last"):
+        assert float(rows[(model, "observe")][-3]) > 0
+        assert float(rows[(model, "predict 1 frame")][-3]) > 0
+    # Learned models also report training throughput; baselines have nothing to train.
+    assert rows[("vrnn", "training")][-1] == "sequence"
+    assert ("hold-last", "training") not in rows
 
 
 def test_bench_refuses_bad_options(capsys):

@@ -5,6 +5,8 @@ rows); `--only NAME` runs one. The "models" section times, for each FOMM profile
 the keypoint detector, the renderer without source caching (encoder + dense motion + decoder),
 the renderer with the source cached (the per-frame cost of a fixed source), and a whole
 frame (detect + cached render). Each figure is the median over --repeats runs after --warmup.
+The "forecasters" section times observe() and predict() of each forecaster at batch 1 (at
+least 50 runs) and the training throughput (ms per training sequence, sequences/s).
 
 User errors are raised as ValueError (printed as one line by the dispatcher).
 """
@@ -18,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 COMMAND = "bench"
-HELP = "time the keypoint detector and renderer per frame (ms, fps) for each model profile"
+HELP = "time the detector and renderer per frame for each profile, and the forecasters per step"
 
 DEFAULT_PROFILES = ("vox-256", "mgif-256", "bair-256", "compact-64")
 
@@ -28,7 +30,8 @@ class Row:
     section: str
     subject: str  # what was timed, e.g. a profile name
     stage: str
-    milliseconds: float  # median per frame
+    milliseconds: float  # median per unit (a frame, or a training sequence)
+    unit: str = "frame"
 
     @property
     def fps(self) -> float:
@@ -115,8 +118,32 @@ def bench_models(args: argparse.Namespace, device, synchronize) -> list[Row]:
     return rows
 
 
+def bench_forecasters(args: argparse.Namespace, device, synchronize) -> list[Row]:
+    """Per-step latency of each forecaster at batch 1, and training throughput."""
+    from kp_motion.forecasting.benchmark import benchmark_forecasters
+
+    rows = []
+    for result in benchmark_forecasters(str(device), repeats=max(args.repeats, 50)):
+        rows.append(Row("forecasters", result.model, "observe", result.observe_ms))
+        rows.append(Row("forecasters", result.model, "predict 1 frame", result.predict_ms))
+        if result.train_sequences_per_s is not None:
+            rows.append(
+                Row(
+                    "forecasters",
+                    result.model,
+                    "training",
+                    1000.0 / result.train_sequences_per_s,
+                    unit="sequence",
+                )
+            )
+    return rows
+
+
 # Section name -> routine(args, device, synchronize) -> rows. Add new sections here.
-SECTIONS: dict[str, Callable[..., list[Row]]] = {"models": bench_models}
+SECTIONS: dict[str, Callable[..., list[Row]]] = {
+    "models": bench_models,
+    "forecasters": bench_forecasters,
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,12 +170,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def format_rows(rows: list[Row]) -> list[str]:
     subject_width = max([len("model")] + [len(row.subject) for row in rows])
     stage_width = max([len("stage")] + [len(row.stage) for row in rows])
-    header = f"{'model':<{subject_width}}  {'stage':<{stage_width}}  {'ms/frame':>9}  {'fps':>8}"
+    header = (
+        f"{'model':<{subject_width}}  {'stage':<{stage_width}}  {'ms/unit':>9}  "
+        f"{'per s':>9}  unit"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
+        # Sub-millisecond forecaster steps need more digits than the renderer's.
+        digits = 3 if row.milliseconds < 1 else 2
         lines.append(
             f"{row.subject:<{subject_width}}  {row.stage:<{stage_width}}  "
-            f"{row.milliseconds:9.2f}  {row.fps:8.1f}"
+            f"{row.milliseconds:9.{digits}f}  {row.fps:9.1f}  {row.unit}"
         )
     return lines
 

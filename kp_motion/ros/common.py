@@ -1,0 +1,333 @@
+"""What every kp_motion node shares: parameters from config/nodes.yaml, QoS, start-up and exit.
+
+Parameters: config/nodes.yaml is the one source of truth for default values (standard ROS
+`node: ros__parameters:` layout; settings used by several nodes, such as the frame rate or the
+transmit schedule, live once under `/**`). Each node lists the parameters it uses with a
+description and a range (`Param`); the default is read from the YAML, and a parameter missing
+from the YAML (or a YAML key no node declares) is an error, so code and file cannot drift apart.
+
+Start-up and exit: `run_node` initialises rclpy with its signal handlers (SIGINT and SIGTERM
+both shut the context down), builds the node, spins until the node says it is finished or the
+process is asked to stop, then destroys the node and shuts down. A problem found at start-up
+(missing file or device, bad parameter) is logged as one line and the process exits with
+status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.publisher import Publisher
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+from kp_motion.paths import models_dir
+from kp_motion.ros.graph import NODES_CONFIG, READY_MARKER, load_nodes_config, node_defaults
+
+STARTUP_ERROR_STATUS = 2
+MATCH_GRACE_S = 0.3
+DEFAULT_CHECKPOINT = "fomm-compact-64"
+
+# Camera images, subscriber side: a live camera should drop frames rather than queue them.
+SENSOR_QOS = qos_profile_sensor_data
+# Camera images, publisher side (and the subscriber side of a recorded clip, where every
+# frame counts): reliable with a short history. Sensor-data (best-effort) subscribers are
+# compatible with a reliable publisher and then get best-effort delivery.
+RELIABLE_IMAGE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Keypoint60 streams: every frame matters to the forecaster, and they are tiny.
+KEYPOINT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Rendered and overlay images: reliable so that a recorder keeps every frame; subscribers that
+# ask for sensor-data (best-effort) QoS are compatible with a reliable publisher.
+RENDERED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# The source image: published once, kept for subscribers that join later ("latched").
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+class StartupError(Exception):
+    """A node cannot start (bad parameter, missing file or device); one readable line."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A node parameter: its type, what it means and which values it accepts."""
+
+    name: str
+    kind: type  # bool, int, float or str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def descriptor(self) -> ParameterDescriptor:
+        descriptor = ParameterDescriptor(name=self.name, description=self.description)
+        if self.kind is int and self.minimum is not None:
+            descriptor.integer_range = [
+                IntegerRange(from_value=int(self.minimum), to_value=int(self.maximum), step=0)
+            ]
+        elif self.kind is float and self.minimum is not None:
+            descriptor.floating_point_range = [
+                FloatingPointRange(
+                    from_value=float(self.minimum), to_value=float(self.maximum), step=0.0
+                )
+            ]
+        if self.choices:
+            descriptor.additional_constraints = "one of: " + ", ".join(self.choices)
+        return descriptor
+
+
+def _checked_default(param: Param, value: Any, config_key: str) -> Any:
+    where = f"config/{NODES_CONFIG} {config_key}.{param.name}"
+    if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not param.kind:
+        raise ValueError(f"{where}: expected a {param.kind.__name__}, got {value!r}")
+    return value
+
+
+def check_choice(param: Param, value: Any) -> None:
+    if param.choices and value not in param.choices:
+        raise StartupError(
+            f"parameter {param.name}={value!r} is not one of {', '.join(param.choices)}"
+        )
+
+
+class KpMotionNode(Node):
+    """rclpy Node with YAML-backed parameters, per-reason rejection logs and a finish flag."""
+
+    # The section of config/nodes.yaml that holds this node's defaults (independent of the
+    # node name, which a launch file may remap).
+    config_key: str = ""
+    params: tuple[Param, ...] = ()
+
+    def __init__(self, node_name: str | None = None) -> None:
+        super().__init__(node_name or self.config_key)
+        self.finished = False
+        self.exit_code = 0
+        self.rejected: dict[str, int] = {}
+        self._last_rejection_log: dict[str, float] = {}
+        self.settings = self._declare_parameters()
+
+    def _declare_parameters(self) -> dict[str, Any]:
+        defaults = node_defaults(self.config_key)
+        own = load_nodes_config()[self.config_key]
+        names = {param.name for param in self.params}
+        unknown = sorted(set(own) - names)
+        if unknown:
+            where = f"config/{NODES_CONFIG} {self.config_key}"
+            raise ValueError(f"{where}: unknown parameters {', '.join(unknown)}")
+        values = {}
+        for param in self.params:
+            if param.name not in defaults:
+                raise ValueError(
+                    f"config/{NODES_CONFIG} lacks a default for {self.config_key}.{param.name}"
+                )
+            default = _checked_default(param, defaults[param.name], self.config_key)
+            value = self.declare_parameter(param.name, default, param.descriptor()).value
+            check_choice(param, value)
+            values[param.name] = value
+        return values
+
+    def announce_ready(self, detail: str = "") -> None:
+        """Log READY_MARKER from the executor, once the node is constructed and spinning."""
+        text = f"{READY_MARKER}{': ' + detail if detail else ''}"
+
+        def announce() -> None:
+            timer.cancel()
+            self.destroy_timer(timer)
+            self.get_logger().info(text)
+
+        timer = self.create_timer(0.0, announce)
+
+    def reject(self, reason: str, detail: str) -> None:
+        """Count a malformed input; log the first of each reason, then at most every 5 s."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        now = time.monotonic()
+        if now - self._last_rejection_log.get(reason, -1e9) >= 5.0:
+            self._last_rejection_log[reason] = now
+            self.get_logger().warning(
+                f"skipped input ({reason}, {self.rejected[reason]} so far): {detail}"
+            )
+
+    def when_subscribed(self, publisher: Publisher, count: int, action: Callable[[], None]) -> None:
+        """Run `action` once `publisher` has at least `count` matched subscriptions."""
+        if count <= 0:
+            action()
+            return
+        started = time.monotonic()
+        last_log = [started]
+        matched_at: list[float] = []
+
+        def poll() -> None:
+            if not matched_at and publisher.get_subscription_count() >= count:
+                matched_at.append(time.monotonic())
+            # Discovery completes on the subscriber's side a moment after ours; a reliable
+            # sample sent before that is repaired only after a heartbeat period (seconds).
+            if matched_at and time.monotonic() - matched_at[0] >= MATCH_GRACE_S:
+                timer.cancel()
+                self.destroy_timer(timer)
+                action()
+            elif not matched_at and time.monotonic() - last_log[0] >= 5.0:
+                last_log[0] = time.monotonic()
+                self.get_logger().info(
+                    f"waiting for {count} subscriber(s) on {publisher.topic_name} "
+                    f"({time.monotonic() - started:.0f} s)"
+                )
+
+        timer = self.create_timer(0.05, poll)
+
+    def log_final(self, text: str) -> None:
+        """Log at exit: after a signal the context is shut down and rosout is gone, so the
+        line goes straight to stderr in the usual format."""
+        if self.context.ok():
+            self.get_logger().info(text)
+        else:
+            print(f"[INFO] [{time.time():.9f}] [{self.get_name()}]: {text}", file=sys.stderr,
+                  flush=True)
+
+    def on_exit(self) -> None:
+        """Final logs and files of a node that started; called once, from destroy_node."""
+
+    def destroy_node(self) -> None:
+        # rclpy also destroys the nodes of a context it shuts down, including one whose
+        # __init__ failed half-way: only a fully built node has anything to report.
+        if getattr(self, "constructed", False):
+            self.constructed = False
+            self.on_exit()
+        super().destroy_node()
+
+    def finish(self, exit_code: int = 0) -> None:
+        """Ask run_node to stop spinning and exit with `exit_code`."""
+        self.finished = True
+        self.exit_code = exit_code
+
+
+def configure_torch(threads: int) -> None:
+    """Limit torch to `threads` CPU threads (the graph's nodes share the machine's cores)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    # Only allowed before the first parallel work; the default then stays.
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+
+
+TORCH_THREADS = Param("torch_threads", int, "CPU threads of torch in this node", 1, 256)
+
+
+def resolve_device(requested: str) -> str:
+    """'auto' -> 'cuda' when a GPU is usable, else 'cpu'; 'cuda' without a GPU is an error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise StartupError(f"device {requested!r} requested but no CUDA GPU is available")
+    return requested
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """The FOMM checkpoint folder: the given path, or the embedded default model."""
+    if path:
+        folder = Path(path).expanduser()
+        if not folder.exists():
+            raise StartupError(f"checkpoint not found: {folder}")
+        return folder
+    folder = models_dir() / DEFAULT_CHECKPOINT
+    if not folder.exists():
+        raise StartupError(
+            f"the embedded default model {folder} is not there; pass checkpoint:=<folder>"
+        )
+    return folder
+
+
+def spin_once(executor, context) -> bool:
+    """One executor step; False once the context is shut down (a signal), True otherwise.
+
+    A signal can shut the context down between the ok() check and the executor's wait-set
+    creation, which then raises rclpy's RCLError; that is a normal stop, not a crash.
+    """
+    if not context.ok():
+        return False
+    try:
+        executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
+        return False
+    except Exception:
+        if context.ok():
+            raise
+        return False
+    return True
+
+
+def spin_until_finished(node: KpMotionNode) -> None:
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not node.finished and spin_once(executor, node.context):
+            pass
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+
+
+def run_node(node_class: type[KpMotionNode], args: list[str] | None = None) -> int:
+    """Entry point of a node process; returns its exit status."""
+    rclpy.init(args=args)
+    try:
+        node = node_class()
+        node.constructed = True
+    except (KeyboardInterrupt, ExternalShutdownException):
+        rclpy.try_shutdown()
+        return 0
+    except (StartupError, ParameterException, ValueError, FileNotFoundError) as error:
+        rclpy.logging.get_logger(node_class.config_key).error(f"cannot start: {error}")
+        rclpy.try_shutdown()
+        return STARTUP_ERROR_STATUS
+    try:
+        spin_until_finished(node)
+        return node.exit_code
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        # A terminal's Ctrl-C reaches every process of the group and a runner may send its
+        # own SIGINT too: a second one must not cut the clean-up (and the summary) short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -1,0 +1,163 @@
+"""forecaster: the network's Keypoint60 stream -> a full-rate stream, one message per frame.
+
+Topics (relative names, remapped by the graph):
+    keypoints       Keypoint60 in, as transmitted (m of every m + n frames, some maybe lost)
+    keypoints_full  Keypoint60 out, every frame_index: received frames as DETECTED, withheld
+                    frames PREDICTED, frames lost in transit CONCEALED
+
+The schedule logic is kp_motion.forecasting.schedule.Receiver; this node only converts
+messages. Forecast frames get a stamp extrapolated from the last received frame's stamp by
+the frame period (1 / fps) and that frame's frame_id and model_id.
+
+Lost frames are concealed when the next frame arrives. With conceal_timeout > 0 a frame whose
+message is overdue by that many seconds (past its expected arrival, one period after the
+previous frame's) is concealed without waiting; the Receiver caps this at its max_gap frames
+past the last received one.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from kp_motion.msg import Keypoint60
+from kp_motion.ros.common import (
+    KEYPOINT_QOS,
+    TORCH_THREADS,
+    KpMotionNode,
+    Param,
+    StartupError,
+    configure_torch,
+    resolve_device,
+    run_node,
+)
+from kp_motion.ros.conversions import (
+    MalformedMessageError,
+    keypoints_to_message,
+    message_values,
+    ns_to_stamp,
+    stamp_to_ns,
+)
+
+BASELINE_KINDS = ("hold-last", "constant-velocity")
+LEARNED_KINDS = ("vrnn", "rnn", "vae")
+FORECASTER_KINDS = LEARNED_KINDS + BASELINE_KINDS
+
+
+def load_named_forecaster(kind: str, folder: str, device: str):
+    """A baseline by name, or a learned forecaster from `folder` (default: the embedded one)."""
+    from kp_motion.forecasting.checkpoint import load_forecaster
+    from kp_motion.paths import models_dir
+
+    if kind in BASELINE_KINDS:
+        return load_forecaster(kind)
+    path = Path(folder).expanduser() if folder else models_dir() / "forecasters" / kind
+    if not path.is_dir():
+        hint = "" if folder else " (the embedded default is missing; set forecaster_path)"
+        raise StartupError(f"forecaster checkpoint not found: {path}{hint}")
+    try:
+        forecaster = load_forecaster(path, device)
+    except (ValueError, FileNotFoundError) as error:
+        raise StartupError(str(error)) from None
+    if forecaster.name != kind:
+        raise StartupError(f"{path} holds a {forecaster.name} forecaster, not {kind}")
+    return forecaster
+
+
+class ForecasterNode(KpMotionNode):
+    config_key = "forecaster"
+    params = (
+        Param("forecaster", str, "forecasting method", choices=FORECASTER_KINDS),
+        Param("forecaster_path", str, "learned forecaster folder (empty = embedded default)"),
+        Param("m", int, "transmitted frames per cycle (as the sender)", 1, 10_000),
+        Param("n", int, "withheld frames per cycle (as the sender)", 0, 10_000),
+        Param("fps", float, "frame rate: stamps of forecast frames step by 1 / fps", 0.1, 1000.0),
+        Param("device", str, "torch device: auto, cpu, cuda, cuda:N"),
+        TORCH_THREADS,
+        Param("conceal_timeout", float, "conceal overdue frames after this many s (0 = off)",
+              0.0, 60.0),
+        Param("wait_for_subscribers", int, "subscribe to the network once this many match",
+              0, 100),
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        from kp_motion.forecasting.schedule import Receiver
+
+        s = self.settings
+        configure_torch(s["torch_threads"])
+        device = resolve_device(s["device"])
+        forecaster = load_named_forecaster(s["forecaster"], s["forecaster_path"], device)
+        try:
+            self.receiver = Receiver(forecaster, s["m"], s["n"])
+        except ValueError as error:
+            raise StartupError(str(error)) from None
+        self.period_ns = round(1e9 / s["fps"])
+        self.last_received: Keypoint60 | None = None
+        self.last_arrival = 0.0
+        self.publisher = self.create_publisher(Keypoint60, "keypoints_full", KEYPOINT_QOS)
+        if s["conceal_timeout"] > 0:
+            self.create_timer(1.0 / s["fps"], self._conceal_overdue)
+        self.get_logger().info(f"forecaster {forecaster.name}, m={s['m']} n={s['n']}")
+        self.when_subscribed(self.publisher, s["wait_for_subscribers"], self._subscribe)
+
+    def _subscribe(self) -> None:
+        self.create_subscription(Keypoint60, "keypoints", self._on_keypoints, KEYPOINT_QOS)
+        self.announce_ready()
+
+    def _on_keypoints(self, message: Keypoint60) -> None:
+        try:
+            values = message_values(message)
+        except MalformedMessageError as error:
+            self.reject(error.kind, str(error))
+            return
+        reference = self.last_received  # stamps the frames of a gap before this one
+        for emitted in self.receiver.receive(int(message.frame_index), values):
+            if emitted.frame_index == message.frame_index:
+                # Received and used (not a duplicate or late): the new stamp reference.
+                reference = self.last_received = message
+                self.last_arrival = time.monotonic()
+            self._publish(emitted, reference or message)
+
+    def _conceal_overdue(self) -> None:
+        if self.last_received is None:
+            return
+        overdue_s = time.monotonic() - self.last_arrival - self.settings["conceal_timeout"]
+        due_frames = int(overdue_s * 1e9 // self.period_ns)
+        if due_frames <= 0:
+            return
+        last_index = int(self.last_received.frame_index)
+        for emitted in self.receiver.predict_until(last_index + due_frames):
+            self._publish(emitted, self.last_received)
+
+    def _publish(self, emitted, reference: Keypoint60) -> None:
+        """Publish a frame; forecast ones are stamped from `reference`, a received frame."""
+        steps = emitted.frame_index - int(reference.frame_index)
+        stamp = ns_to_stamp(stamp_to_ns(reference.header.stamp) + steps * self.period_ns)
+        self.publisher.publish(
+            keypoints_to_message(
+                emitted.values,
+                frame_index=emitted.frame_index,
+                origin=int(emitted.origin),
+                model_id=reference.model_id,
+                stamp=stamp,
+                frame_id=reference.header.frame_id,
+            )
+        )
+
+    def on_exit(self) -> None:
+        stats = self.receiver.stats
+        self.log_final(
+            f"received {stats.received}: {stats.detected} detected, {stats.predicted} "
+            f"predicted, {stats.concealed} concealed, {stats.dropped} dropped, "
+            f"{stats.resets} stream resets"
+        )
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(ForecasterNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

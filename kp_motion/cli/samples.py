@@ -1,0 +1,47 @@
+"""`kp-motion samples`: a PNG strip of sample reconstructions of a FOMM checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+COMMAND = "samples"
+HELP = "write a PNG strip of sample reconstructions (driving row, reconstruction row per video)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset root in the first-order-model layout")
+    parser.add_argument("-o", "--output", required=True, help="PNG file to write")
+    parser.add_argument(
+        "--checkpoint", default="fomm-compact-64",
+        help="project checkpoint folder or embedded model name (default: fomm-compact-64)",
+    )  # fmt: skip
+    parser.add_argument("--split", default="test", help="dataset split (default: test)")
+    parser.add_argument("--videos", type=int, default=4, help="videos to show (default: 4)")
+    parser.add_argument("--frames", type=int, default=8, help="frames per row (default: 8)")
+    parser.add_argument("--max-frames", type=int, help="read only the first N frames")
+    parser.add_argument("--zoom", type=int, default=2, help="pixel repeat factor (default: 2)")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kp_motion.data.datasets import VideoDataset
+    from kp_motion.models.animator import Animator
+    from kp_motion.models.checkpoint import load_model, resolve_checkpoint, resolve_device
+    from kp_motion.training.samples import write_sample_strip
+
+    if min(args.videos, args.frames, args.zoom) < 1:
+        raise ValueError("--videos, --frames and --zoom must be >= 1")
+    if not args.output.lower().endswith(".png"):
+        raise ValueError(f"--output must be a .png file, got {args.output}")
+    device = resolve_device(args.device)
+    config, kp_detector, generator = load_model(resolve_checkpoint(args.checkpoint), device)
+    dataset = VideoDataset(
+        args.dataset, args.split, size=config.image_size[0], max_frames=args.max_frames
+    )
+    animator = Animator(kp_detector, generator, config, mode="absolute")
+    errors = write_sample_strip(
+        animator, dataset, args.output, args.videos, args.frames, args.zoom
+    )
+    shown = ", ".join(f"{error:.4f}" for error in errors)
+    print(f"kp-motion samples: {args.output} ({len(errors)} videos, mean L1 per video: {shown})")
+    return 0

@@ -1,0 +1,44 @@
+"""`kp-motion samples`: the reconstruction strip of a checkpoint."""
+
+import numpy as np
+import torch
+from train_helpers import make_tiny_dataset, tiny_model_config
+
+from kp_motion.cli.main import main
+from kp_motion.data import video_io
+from kp_motion.models import build_models
+from kp_motion.models.animator import Animator
+from kp_motion.models.checkpoint import save_checkpoint
+from kp_motion.training.samples import reconstruct
+
+
+def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path, capsys):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = tiny_model_config()
+    kp_detector, generator = build_models(config, "cpu")
+    checkpoint = save_checkpoint(tmp_path / "model", config, kp_detector, generator)
+    dataset = make_tiny_dataset(tmp_path / "data", train_videos=1, test_videos=2, frames=6)
+
+    output = tmp_path / "strip.png"
+    status = main(["samples", str(dataset), "-o", str(output), "--checkpoint", str(checkpoint),
+                   "--videos", "2", "--frames", "3", "--zoom", "1", "--device", "cpu"])  # fmt: skip
+    assert status == 0
+    strip = video_io.read_image(output)
+    gap = 2  # white lines between frames
+    assert strip.shape == (4 * 32 + 3 * gap, 3 * 32 + 2 * gap, 3)
+    # Row 0 is the first test video's frames 0, 2/3 and 5, exactly.
+    first_video = video_io.read_video(dataset / "test" / "video0")
+    assert np.array_equal(strip[:32, :32], first_video[0])
+    assert np.array_equal(strip[:32, -32:], first_video[5])
+    # Row 1 is the model's reconstruction of those frames.
+    animator = Animator(kp_detector, generator, config, mode="absolute")
+    expected = video_io.from_tensor(reconstruct(animator, video_io.to_tensor(first_video)))
+    row1 = strip[32 + gap : 64 + gap]
+    assert np.abs(row1[:, :32].astype(int) - expected[0].astype(int)).max() <= 1
+    assert "mean L1 per video" in capsys.readouterr().out
+
+
+def test_samples_refuses_a_non_png_output(tmp_path, capsys):
+    assert main(["samples", str(tmp_path), "-o", str(tmp_path / "strip.jpg")]) == 2
+    assert "must be a .png file" in capsys.readouterr().err

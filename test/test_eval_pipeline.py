@@ -39,7 +39,8 @@ class FillAnimator:
         self.initial = keypoints
 
     def render(self, keypoints: dict) -> dict[str, torch.Tensor]:
-        return {"prediction": torch.full((1, 3, SIZE, SIZE), float(keypoints["value"][0, 0, 0]))}
+        first_x = keypoints["value"][:, 0, 0].float()  # one value per frame of the batch
+        return {"prediction": first_x[:, None, None, None].expand(-1, 3, SIZE, SIZE).clone()}
 
 
 class FillEvaluator(Evaluator):

@@ -222,18 +222,22 @@ def detect_values(animator: Any, frames: np.ndarray, batch_size: int) -> np.ndar
     return np.concatenate(values).astype(np.float32)
 
 
+RENDER_BATCH = 16
+
+
 @torch.no_grad()
 def render_values(animator: Any, values: np.ndarray) -> torch.Tensor:
     """Render (N, 60) driving keypoints with the animator's source -> (N, 3, H, W) on the CPU.
 
-    One frame at a time: the source cache is encoded for a batch of one.
+    Batches of RENDER_BATCH frames share the cached source (same result as frame by frame).
     """
     from kp_motion.models.animator import keypoints_from_values
 
     frames = [
-        animator.render(keypoints_from_values(row, animator.device))["prediction"].cpu()
-        for row in values
-    ]
+        animator.render(keypoints_from_values(values[start : start + RENDER_BATCH],
+                                              animator.device))["prediction"].cpu()
+        for start in range(0, len(values), RENDER_BATCH)
+    ]  # fmt: skip
     return torch.cat(frames) if frames else torch.empty(0)
 
 

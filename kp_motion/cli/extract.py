@@ -44,10 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def default_checkpoint() -> Path:
-    from kp_motion import paths
     from kp_motion.cli.main import CliError
+    from kp_motion.models.checkpoint import embedded_model_folder
 
-    folder = paths.models_dir() / DEFAULT_MODEL
+    folder = embedded_model_folder()
     if not folder.is_dir():
         raise CliError(
             f"no --checkpoint given and the embedded default model is missing ({folder}); "

@@ -32,7 +32,6 @@ import torch
 from tqdm import tqdm
 
 from kp_motion import config as config_io
-from kp_motion import paths
 from kp_motion.evaluation.bandwidth import stream_bandwidth
 from kp_motion.evaluation.fvd import FVD_UNAVAILABLE, FVDScorer, frechet_distance_of_features
 from kp_motion.evaluation.metrics import per_frame_metrics, video_psnr
@@ -93,38 +92,9 @@ class VideoScores:
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_checkpoint(spec: str) -> Path:
-    """A path, or a folder name under the embedded models/ folder."""
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    embedded = paths.models_dir() / spec
-    if embedded.exists():
-        return embedded
-    raise FileNotFoundError(f"FOMM checkpoint not found: {spec} (neither a path nor {embedded})")
-
-
-def resolve_forecaster(spec: str) -> str | Path:
-    """A baseline name, a path, or a folder name under models/forecasters/."""
-    from kp_motion.forecasting.baselines import BASELINES
-
-    if spec in BASELINES:
-        return spec
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    embedded = paths.models_dir() / "forecasters" / spec
-    if embedded.exists():
-        return embedded
-    raise FileNotFoundError(
-        f"forecaster not found: {spec} (not a baseline {sorted(BASELINES)}, a path, "
-        f"or a folder {embedded})"
-    )
-
-
 def load_models(settings: EvaluateSettings) -> EvalModels:
-    from kp_motion.forecasting.checkpoint import load_forecaster
-    from kp_motion.models.checkpoint import load_model, model_id
+    from kp_motion.forecasting.checkpoint import load_forecaster, resolve_forecaster
+    from kp_motion.models.checkpoint import load_model, model_id, resolve_checkpoint
 
     config, kp_detector, generator = load_model(
         resolve_checkpoint(settings.checkpoint), settings.device

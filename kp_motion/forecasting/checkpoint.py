@@ -113,6 +113,29 @@ def load_model(
     return model.to(device).eval(), standardizer, manifest
 
 
+def embedded_forecaster_folder(kind: str) -> Path:
+    """Where the embedded default forecaster of `kind` (vrnn, rnn, vae) lives."""
+    from kp_motion import paths
+
+    return paths.models_dir() / "forecasters" / kind
+
+
+def resolve_forecaster(spec: str) -> str | Path:
+    """A baseline name, a checkpoint folder, or the name of an embedded forecaster."""
+    if spec in BASELINES:
+        return spec
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    embedded = embedded_forecaster_folder(spec)
+    if embedded.exists():
+        return embedded
+    raise FileNotFoundError(
+        f"forecaster not found: {spec} (not a baseline {sorted(BASELINES)}, a path, "
+        f"or a folder {embedded})"
+    )
+
+
 def load_forecaster(name_or_folder: str | Path, device: str | torch.device = "cpu") -> Forecaster:
     """A baseline by name ("hold-last", "constant-velocity") or a trained checkpoint folder."""
     if str(name_or_folder) in BASELINES:

@@ -142,12 +142,17 @@ def save_checkpoint(
     return folder
 
 
+def embedded_model_folder(name: str = DEFAULT_MODEL) -> Path:
+    """Where the embedded model `name` lives (it may not exist)."""
+    return paths.models_dir() / name
+
+
 def resolve_checkpoint(spec: str | Path = DEFAULT_MODEL) -> Path:
     """A checkpoint path, or the name of an embedded model folder under models/."""
     path = Path(spec).expanduser()
     if path.exists():
         return path
-    embedded = paths.models_dir() / str(spec)
+    embedded = embedded_model_folder(str(spec))
     if embedded.exists():
         return embedded
     raise FileNotFoundError(

@@ -38,12 +38,10 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
-from kp_motion.paths import models_dir
 from kp_motion.ros.graph import NODES_CONFIG, READY_MARKER, load_nodes_config, node_defaults
 
 STARTUP_ERROR_STATUS = 2
 MATCH_GRACE_S = 0.3
-DEFAULT_CHECKPOINT = "fomm-compact-64"
 
 # Camera images, subscriber side: a live camera should drop frames rather than queue them.
 SENSOR_QOS = qos_profile_sensor_data
@@ -269,7 +267,9 @@ def resolve_checkpoint(path: str) -> Path:
         if not folder.exists():
             raise StartupError(f"checkpoint not found: {folder}")
         return folder
-    folder = models_dir() / DEFAULT_CHECKPOINT
+    from kp_motion.models.checkpoint import embedded_model_folder
+
+    folder = embedded_model_folder()
     if not folder.exists():
         raise StartupError(
             f"the embedded default model {folder} is not there; pass checkpoint:=<folder>"

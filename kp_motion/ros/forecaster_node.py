@@ -47,12 +47,11 @@ FORECASTER_KINDS = LEARNED_KINDS + BASELINE_KINDS
 
 def load_named_forecaster(kind: str, folder: str, device: str):
     """A baseline by name, or a learned forecaster from `folder` (default: the embedded one)."""
-    from kp_motion.forecasting.checkpoint import load_forecaster
-    from kp_motion.paths import models_dir
+    from kp_motion.forecasting.checkpoint import embedded_forecaster_folder, load_forecaster
 
     if kind in BASELINE_KINDS:
         return load_forecaster(kind)
-    path = Path(folder).expanduser() if folder else models_dir() / "forecasters" / kind
+    path = Path(folder).expanduser() if folder else embedded_forecaster_folder(kind)
     if not path.is_dir():
         hint = "" if folder else " (the embedded default is missing; set forecaster_path)"
         raise StartupError(f"forecaster checkpoint not found: {path}{hint}")

@@ -259,7 +259,8 @@ def missing_inputs(graph: str, options: GraphOptions) -> list[str]:
     Checked before any process starts, so that a wrong path is one line, not a node crash.
     Defaults that name embedded models (config/nodes.yaml) are resolved as the nodes do.
     """
-    from kp_motion.paths import models_dir
+    from kp_motion.forecasting.checkpoint import embedded_forecaster_folder
+    from kp_motion.models.checkpoint import embedded_model_folder
 
     problems = []
     specs = {spec.name: spec.parameters for spec in build_graph(graph, options)}
@@ -275,7 +276,7 @@ def missing_inputs(graph: str, options: GraphOptions) -> list[str]:
         if node not in values:
             continue
         checkpoint = values[node]["checkpoint"]
-        folder = Path(checkpoint).expanduser() if checkpoint else models_dir() / "fomm-compact-64"
+        folder = Path(checkpoint).expanduser() if checkpoint else embedded_model_folder()
         if not folder.exists():
             problems.append(f"checkpoint not found: {folder}" if checkpoint else
                             f"the embedded default model {folder} is not there "
@@ -285,7 +286,7 @@ def missing_inputs(graph: str, options: GraphOptions) -> list[str]:
     if forecaster and forecaster["forecaster"] not in ("hold-last", "constant-velocity"):
         path = forecaster["forecaster_path"]
         folder = Path(path).expanduser() if path else (
-            models_dir() / "forecasters" / forecaster["forecaster"])
+            embedded_forecaster_folder(forecaster["forecaster"]))
         if not folder.is_dir():
             problems.append(f"forecaster not found: {folder}" if path else
                             f"the embedded default {forecaster['forecaster']} forecaster "

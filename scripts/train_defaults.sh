@@ -23,7 +23,7 @@ kp-motion train fomm "$work/synth-64" -o "$work/train-fomm" --device "$device" \
 fomm="$work/train-fomm/model"
 kp-motion samples "$work/synth-64" --checkpoint "$fomm" -o "$work/reconstructions.png"
 kp-motion extract "$work/synth-64" --checkpoint "$fomm" -o "$work/keypoints"
-kp-motion train forecaster --data "$work/keypoints/train" \
+kp-motion train forecaster --data "$work/keypoints/train" --test-data "$work/keypoints/test" \
   --model all --out "$work/forecasters"
 kp-motion evaluate --dataset "$work/synth-64" --split test --checkpoint "$fomm" \
   --forecasters "$work/forecasters/vrnn" "$work/forecasters/rnn" "$work/forecasters/vae" \

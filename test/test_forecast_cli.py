@@ -77,3 +77,38 @@ def test_help_lists_the_command(capsys):
         main(["train", "forecaster", "--help"])
     assert exit_info.value.code == 0
     assert "--model" in capsys.readouterr().out
+
+
+def test_test_data_is_scored_separately_and_must_share_the_detector(
+    sequence_folder, tmp_path, capsys
+):
+    test_sequences = synthetic_sequences(2, 40, seed=7)
+    test_folder = save_sequences(
+        tmp_path / "test_seq",
+        {f"test{i}": (values, np.arange(len(values))) for i, values in enumerate(test_sequences)},
+        {**META, "split": "test"},
+    )
+    out = tmp_path / "out"
+    status = main(["train", "forecaster", "--data", str(sequence_folder), "--model", "rnn",
+                   "--test-data", str(test_folder), "--out", str(out), "--steps", "2",
+                   "--no-progress"])  # fmt: skip
+    assert status == 0
+    assert "test data (2 sequence(s)" in capsys.readouterr().out
+    report = yaml.safe_load((out / "evaluation.yaml").read_text())
+    assert report["test"]["sequences"] == 2
+    assert {row["model"] for row in report["test"]["protocol"]} == {
+        "rnn", "hold-last", "constant-velocity"}  # fmt: skip
+    # Test scores differ from validation scores: other sequences.
+    assert report["test"]["protocol"] != report["protocol"]
+
+    other = save_sequences(
+        tmp_path / "other_seq",
+        {"x": (test_sequences[0], np.arange(40))},
+        {**META, "model_id": "det-2"},
+    )
+    status = main(["train", "forecaster", "--data", str(sequence_folder), "--model", "rnn",
+                   "--test-data", str(other), "--out", str(tmp_path / "out2"),
+                   "--steps", "1", "--no-progress"])  # fmt: skip
+    assert status == 2
+    assert "--test-data keypoints come from detector 'det-2'" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists(), "nothing is trained when the test data is wrong"

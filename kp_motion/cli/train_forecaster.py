@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="validation sequences (default: hold out train.val_fraction of --data)",
     )
     parser.add_argument(
+        "--test-data",
+        metavar="SEQ_FOLDER",
+        help="also score the trained models and the baselines on these sequences (e.g. the "
+        "test split); never used for training or model selection",
+    )
+    parser.add_argument(
         "--model",
         choices=MODEL_CHOICES,
         default="vrnn",
@@ -80,6 +86,18 @@ def _load_data(
     return train, val, meta, f"{len(val)} held-out sequence(s)"
 
 
+def _load_test_data(folder: str, model_id: str) -> list[KeypointSequence]:
+    from kp_motion.data.keypoint_sequences import load_sequences
+
+    sequences, meta = load_sequences(folder)
+    if meta["model_id"] != model_id:
+        raise CliError(
+            f"--test-data keypoints come from detector {meta['model_id']!r}, "
+            f"--data from {model_id!r}"
+        )
+    return sequences
+
+
 def _evaluate(
     forecaster_folders: dict[str, str],
     val_sequences: list[KeypointSequence],
@@ -116,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     settings.train = dataclasses.replace(settings.train, **overrides)
 
     train_sequences, val_sequences, meta, val_note = _load_data(args, settings)
+    # Checked before any training, so a wrong folder fails at once.
+    test_sequences = _load_test_data(args.test_data, meta["model_id"]) if args.test_data else None
     print(f"training on {len(train_sequences)} sequence(s), validating on {val_note}")
     out = Path(args.out)
     kinds = LEARNED_KINDS if args.model == "all" else (args.model,)
@@ -146,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
         "reset_per_block": settings.evaluation.reset_per_block,
         "protocol": rows,
     }
+    if test_sequences is not None:
+        test_rows = _evaluate(folders, test_sequences, settings)
+        print(f"\ntest data ({len(test_sequences)} sequence(s) of {args.test_data}):")
+        print(format_table(test_rows))
+        report["test"] = {"sequences": len(test_sequences), "protocol": test_rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "evaluation.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
     return 0

@@ -494,7 +494,9 @@ def to_tensor(frames: np.ndarray):
         frames = frames[None]
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"to_tensor: expected (H, W, 3) or (T, H, W, 3), got {frames.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    # .float() copies anyway, so going through torch.tensor (a copy) costs nothing extra and
+    # accepts read-only arrays (decoded frames, memory maps) without a warning.
+    tensor = torch.tensor(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     return tensor.float().div_(255.0).contiguous()
 
 

@@ -109,7 +109,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, tiny_models, capsys) -> None
         (["--dataset", str(tmp_path / "missing")], "dataset folder not found"),
         (["--i3d-weights", str(tmp_path / "none.pt")], "I3D weights file not found"),
         (["--forecasters", "no-such-model"], "forecaster not found: no-such-model"),
-        (["--bag", "run.mcap"], "not supported yet"),
+        (["--bag", "run.mcap"], "--bag needs --reference"),
         (["-k", "0"], "block_sizes must be positive"),
     ]
     for extra, message in cases:

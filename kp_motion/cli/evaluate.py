@@ -43,10 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-codec", action="store_true", help="skip the H.264 comparison")
     parser.add_argument(
         "--bag",
-        help="evaluate a recorded Keypoint60 bag instead of videos (not supported yet)",
+        help="evaluate the rendered images of a bag recorded from the node graph "
+        "(`kp-motion bag record`) against --reference instead of the test set",
+    )
+    parser.add_argument("--reference", help="with --bag: the reference video of the rendering")
+    parser.add_argument(
+        "--bag-topic",
+        default=None,
+        help="with --bag: the sensor_msgs/Image topic to evaluate (default: /kp_motion/rendered)",
     )
     parser.add_argument(
-        "-o", "--output", default="out/evaluation", help="report folder (default: out/evaluation)"
+        "-o",
+        "--output",
+        help="report folder (default: out/evaluation, or out/evaluation-bag with --bag)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -86,14 +95,53 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.cli.main import CliError
 
     if args.bag is not None:
-        raise CliError(
-            f"--bag {args.bag}: evaluating recorded Keypoint60 bags is not supported yet "
-            "(it needs the ROS-side bag reader); evaluate videos instead"
-        )
+        return _run_bag(args)
+    if args.reference is not None or args.bag_topic is not None:
+        raise CliError("--reference and --bag-topic only apply with --bag")
     from kp_motion.evaluation.pipeline import run_evaluation
 
     settings = _settings(args)
-    result, written = run_evaluation(settings, args.output, progress=not args.no_progress)
+    output = args.output or "out/evaluation"
+    result, written = run_evaluation(settings, output, progress=not args.no_progress)
     print(f"evaluated {len(result.videos)} videos in {result.wall_time_s:.1f} s")
+    print(f"report: {written['markdown']}")
+    return 0
+
+
+def _run_bag(args: argparse.Namespace) -> int:
+    """`--bag`: the metrics of a recorded rendering against its reference video."""
+    from kp_motion.cli.main import CliError
+
+    if args.reference is None:
+        raise CliError("--bag needs --reference VIDEO (the video the rendering is compared with)")
+    from kp_motion.evaluation.bag_input import (
+        RENDERED_TOPIC,
+        evaluate_bag,
+        summary_line,
+        write_bag_report,
+    )
+    from kp_motion.evaluation.pipeline import build_fvd_scorer
+    from kp_motion.evaluation.settings import load_settings
+
+    # Only the FVD settings and the device apply to a bag: the rendering is already done.
+    settings = load_settings(args.config)
+    if args.i3d_weights is not None:
+        settings.fvd = dataclasses.replace(settings.fvd, i3d_weights=args.i3d_weights)
+    if args.device is not None:
+        settings.device = args.device
+    fvd_scorer, fvd_status = build_fvd_scorer(settings)
+    result = evaluate_bag(
+        args.bag,
+        args.reference,
+        topic=args.bag_topic or RENDERED_TOPIC,
+        fvd_scorer=fvd_scorer,
+        fvd_status=fvd_status,
+        device=str(settings.device),
+    )
+    written = write_bag_report(result, args.output or "out/evaluation-bag")
+    print(f"{result.bag} ({result.alignment}): {summary_line(result)}")
+    for name, values in result.by_origin.items():
+        print(f"  {name}: {values['frames']} frames, MSE {values['mse']:.6g}, "
+              f"SSIM {values['ssim']:.4f}")
     print(f"report: {written['markdown']}")
     return 0

@@ -13,9 +13,9 @@ the frames of the complete blocks are compared with the reference (true-keypoint
 FOMM-only renders, predicted ones are rendered from the forecast). Per video: MSE, PSNR, SSIM,
 keypoint-space MSE and FVD; then averages over videos (FVD also pooled over all clips).
 
-Bag input (a recorded Keypoint60 stream instead of videos; `--bag`, refused for now by the CLI)
-plugs in at `build_tasks`: a Task needs only a source frame, the (D, 60) driving values and,
-for reconstruction, the real frames, which a bag reader on the ROS side can provide.
+A bag recorded from the node graph (`kp-motion evaluate --bag`) is not run through this
+protocol: the graph has already rendered it, so kp_motion.evaluation.bag_input reads the rendered
+images back and scores them against the reference video with the same metrics and FVD scorer.
 """
 
 from __future__ import annotations

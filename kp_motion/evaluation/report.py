@@ -157,7 +157,7 @@ def format_number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
@@ -181,7 +181,7 @@ def metric_table(result: EvaluationResult, mode: str, metric: str) -> list[str]:
             ["FOMM only (true keypoints)", format_number(getattr(fomm, metric))]
             + [""] * (len(models) - 1)
         )
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _mode_section(result: EvaluationResult, mode: str) -> list[str]:
@@ -235,7 +235,7 @@ def _bandwidth_section(result: EvaluationResult) -> list[str]:
         "with prediction kbit/s",
         "ratio",
     ]
-    return lines + _table(header, rows) + [""]
+    return lines + markdown_table(header, rows) + [""]
 
 
 def _codec_section(result: EvaluationResult) -> list[str]:
@@ -261,7 +261,7 @@ def _codec_section(result: EvaluationResult) -> list[str]:
         for c in result.codec
     ]
     header = ["frames", "method", "target PSNR dB", "H.264 kbit/s", "target reached"]
-    return lines + _table(header, rows) + [""]
+    return lines + markdown_table(header, rows) + [""]
 
 
 def markdown_report(result: EvaluationResult, plot_names: list[str]) -> str:
@@ -306,16 +306,16 @@ def write_csv(result: EvaluationResult, path: Path) -> None:
             writer.writerow({key: "" if row[key] is None else row[key] for key in CSV_FIELDS})
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no inf/nan: they become strings, everything else passes through."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -332,7 +332,7 @@ def write_json(result: EvaluationResult, path: Path) -> None:
         "wall_time_s": result.wall_time_s,
         "notes": result.notes,
     }
-    path.write_text(json.dumps(_json_safe(payload), indent=2))
+    path.write_text(json.dumps(json_safe(payload), indent=2))
 
 
 # ---------------------------------------------------------------------------------------------

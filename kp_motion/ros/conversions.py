@@ -1,11 +1,8 @@
 """Message <-> numpy conversions for the nodes: sensor_msgs/Image, Keypoint60 and stamps.
 
-ROS 2 has no cv_bridge here, so images are converted by hand. Only 8-bit encodings are accepted
-(rgb8, bgr8, mono8, rgba8, bgra8): they cover cameras, video files and the renderer's output,
-and every other encoding is refused with a ValueError naming it, so that a node can log the
-problem (MalformedMessageError, a ValueError) and skip the message instead of rendering garbage.
-
-Rows may carry padding (`step` > width * channels); it is dropped on the way in. Outgoing
+ROS 2 has no cv_bridge here, so images are converted by hand: incoming ones by the ROS-free
+decoder kp_motion.image_encoding (8-bit encodings only; anything else is a
+MalformedMessageError, a ValueError, that a node logs before skipping the message). Outgoing
 images are always tightly packed rgb8.
 """
 
@@ -17,28 +14,23 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
+from kp_motion.image_encoding import SUPPORTED_ENCODINGS, MalformedMessageError, decode_image
 from kp_motion.keypoints import NUM_VALUES
 from kp_motion.msg import Keypoint60
 
 NANOSECONDS_PER_SECOND = 1_000_000_000
 
-# encoding -> (channels, index order that turns the stored channels into R, G, B)
-_ENCODINGS: dict[str, tuple[int, tuple[int, ...]]] = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, (0, 0, 0)),
-}
-SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
-
-
-class MalformedMessageError(ValueError):
-    """A message a node must skip; `kind` names the problem class (for counts and logs)."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
+# Re-exported: the nodes import them from here.
+__all__ = [
+    "SUPPORTED_ENCODINGS",
+    "MalformedMessageError",
+    "array_to_image",
+    "image_to_array",
+    "keypoints_to_message",
+    "message_values",
+    "ns_to_stamp",
+    "stamp_to_ns",
+]
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -54,33 +46,9 @@ def ns_to_stamp(nanoseconds: int) -> Time:
 
 def image_to_array(message: Image) -> np.ndarray:
     """sensor_msgs/Image -> contiguous uint8 (H, W, 3) RGB; MalformedMessageError otherwise."""
-    encoding = str(message.encoding).lower()
-    if encoding not in _ENCODINGS:
-        raise MalformedMessageError(
-            "unsupported encoding",
-            f"unsupported image encoding {message.encoding!r} "
-            f"(expected one of {', '.join(SUPPORTED_ENCODINGS)})"
-        )
-    height, width = int(message.height), int(message.width)
-    if height <= 0 or width <= 0:
-        raise MalformedMessageError("zero-size image", f"zero-size image ({width}x{height})")
-    channels, rgb_order = _ENCODINGS[encoding]
-    row_bytes = width * channels
-    step = int(message.step)
-    if step < row_bytes:
-        raise MalformedMessageError(
-            "bad step", f"image step {step} is shorter than a row ({width} x {channels} bytes)"
-        )
-    data = np.frombuffer(message.data, dtype=np.uint8)
-    if data.size < step * height:
-        raise MalformedMessageError(
-            "truncated image",
-            f"image data holds {data.size} bytes, {width}x{height} {encoding} "
-            f"needs {step * height}",
-        )
-    rows = data[: step * height].reshape(height, step)[:, :row_bytes]
-    pixels = rows.reshape(height, width, channels)
-    return np.ascontiguousarray(pixels[..., list(rgb_order)])
+    return decode_image(
+        message.data, message.encoding, message.height, message.width, message.step
+    )
 
 
 def array_to_image(frame: np.ndarray, stamp: Time, frame_id: str) -> Image:

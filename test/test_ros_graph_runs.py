@@ -118,6 +118,9 @@ def test_ctrl_c_stops_every_node_cleanly_and_keeps_the_outputs(tmp_path, ros_env
          "--forecaster", "hold-last", "--output", str(output)],
         env=child_env(ros_env), cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
+        # A terminal's Ctrl-C reaches a runner whose SIGINT is not ignored; CI may start the
+        # suite with SIGINT ignored (a background job), which exec would pass on.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in runner.stderr:  # wait until the graph runs, then give it a moment
@@ -125,10 +128,11 @@ def test_ctrl_c_stops_every_node_cleanly_and_keeps_the_outputs(tmp_path, ros_env
                 break
         time.sleep(1.0)
         os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        runner.communicate(timeout=60)
+        _, runner_stderr = runner.communicate(timeout=60)
     except BaseException:
         os.killpg(runner.pid, signal.SIGKILL)
         raise
+    assert (output / "report.json").is_file(), runner_stderr[-3000:]
     report = json.loads((output / "report.json").read_text())
     assert report["exit_codes"] == dict.fromkeys(
         ["camera", "keypoint_detector", "forecaster", "renderer", "stats"], 0)

@@ -156,7 +156,7 @@ class NodeProcess:
         self._log = log_path.open("w")
         self.process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            text=True, bufsize=1, env=env,
+            text=True, bufsize=1, env=env, preexec_fn=_default_sigint,
         )
         self._interrupted = False
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -482,6 +482,13 @@ class GraphRunner:
             result.stats = json.loads(stats_path.read_text())
         write_report(result, self.options, self.output_dir)
         return result
+
+
+def _default_sigint() -> None:
+    """In a node's process before exec: the runner stops nodes with SIGINT, so a node must not
+    inherit an ignored SIGINT (background jobs of a non-interactive shell, nohup, some CI
+    runners start with SIGINT ignored, and an ignored signal survives exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class TerminatedError(KeyboardInterrupt):

@@ -95,7 +95,7 @@ def test_runner_command_lines_carry_exactly_the_graph_description(graph_name):
 def test_parameter_text_keeps_types_through_yaml():
     import yaml
 
-    for value in (3, 2.0, 1e-3, True, "0", "", "hold-last", "/tmp/a b.mp4", "true", "1.5"):
+    for value in (3, 2.0, 1e-3, True, "0", "", "hold-last", "clips/a b.mp4", "true", "1.5"):
         assert yaml.safe_load(runner.parameter_text(value)) == value
         assert type(yaml.safe_load(runner.parameter_text(value))) is type(value)
 

@@ -40,7 +40,7 @@ from kp_motion.evaluation.report import (
 )
 from kp_motion.image_encoding import MalformedMessageError, decode_image
 from kp_motion.keypoints import Origin
-from kp_motion.ros.graph import TOPICS  # a plain table: graph.py imports nothing of ROS
+from kp_motion.topics import TOPICS
 
 RENDERED_TOPIC = TOPICS["rendered"]
 KEYPOINTS_TOPIC = TOPICS["keypoints_full"]

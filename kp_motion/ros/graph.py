@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from kp_motion.paths import config_path
+from kp_motion.topics import TOPICS
 
 NODES_CONFIG = "nodes.yaml"
 WILDCARD = "/**"
@@ -38,15 +39,6 @@ READY_MARKER = "kp_motion node ready"
 ROLES = ("sender", "receiver", "both")
 PACKAGE = "kp_motion"
 
-# Absolute topic names of the graph; the nodes use the relative names on the left.
-TOPICS = {
-    "image": "/kp_motion/camera/image",
-    "source_image": "/kp_motion/source_image",
-    "network": "/kp_motion/network/keypoints",
-    "keypoints_full": "/kp_motion/keypoints",
-    "rendered": "/kp_motion/rendered",
-    "overlay": "/kp_motion/overlay",
-}
 
 
 def load_nodes_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:

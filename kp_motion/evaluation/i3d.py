@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kp_motion.state_dicts import compare_state_dict
+
 KINETICS_CLASSES = 400
 FEATURE_KINDS = ("logits", "pre_logits")
 I3D_INPUT_SIZE = 224
@@ -205,18 +207,11 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
     `num_batches_tracked` buffers may be absent: checkpoints saved by old PyTorch versions have
     none, and they do not affect inference.
     """
-    expected = model.state_dict()
-    missing = [
-        key for key in expected if key not in state and not key.endswith("num_batches_tracked")
-    ]
-    unexpected = [key for key in state if key not in expected]
-    mismatched = [
-        f"{key} {tuple(state[key].shape)} != {tuple(expected[key].shape)}"
-        for key in expected
-        if key in state and state[key].shape != expected[key].shape
-    ]
+    diff = compare_state_dict(model.state_dict(), state)
+    mismatched = [f"{key} {got} != {want}" for key, got, want in diff.mismatched]
     problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", mismatched)):
+    for label, items in (("missing", diff.missing), ("unexpected", diff.unexpected),
+                         ("shape", mismatched)):
         if items:
             shown = ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
             problems.append(f"{len(items)} {label}: {shown}")

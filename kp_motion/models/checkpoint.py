@@ -26,6 +26,7 @@ from kp_motion import paths
 from kp_motion.models.generator import OcclusionAwareGenerator
 from kp_motion.models.keypoint_detector import KeypointDetector
 from kp_motion.models.model_config import ModelConfig, config_from_dict, load_profile
+from kp_motion.state_dicts import OPTIONAL_SUFFIX, compare_state_dict
 
 CONFIG_FILE = "model.yaml"
 WEIGHTS_FILE = "weights.safetensors"
@@ -35,7 +36,6 @@ CHECKPOINT_FORMAT = "kp_motion-fomm-1"
 MODEL_ID_LENGTH = 16
 # BatchNorm's batch counter does not change any output (the momentum is fixed), and older
 # checkpoints lack it: it may be missing, and it is left out of the model id.
-OPTIONAL_SUFFIX = "num_batches_tracked"
 MAX_LISTED_KEYS = 8
 # The embedded default model: a folder under paths.models_dir().
 DEFAULT_MODEL = "fomm-compact-64"
@@ -70,20 +70,13 @@ def _listed(keys: list[str]) -> str:
 def strict_load(module: nn.Module, state_dict: dict[str, torch.Tensor], what: str) -> None:
     """Load `state_dict` into `module`, refusing any missing/unexpected key or shape mismatch."""
     expected = module.state_dict()
-    missing = [
-        key for key in expected if key not in state_dict and not key.endswith(OPTIONAL_SUFFIX)
-    ]
-    unexpected = [key for key in state_dict if key not in expected]
-    mismatched = [
-        f"{key} {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
-        for key, value in state_dict.items()
-        if key in expected and tuple(value.shape) != tuple(expected[key].shape)
-    ]
+    diff = compare_state_dict(expected, state_dict)
+    mismatched = [f"{key} {got} vs model {want}" for key, got, want in diff.mismatched]
     problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_listed(unexpected)}")
+    if diff.missing:
+        problems.append(f"missing keys ({len(diff.missing)}): {_listed(diff.missing)}")
+    if diff.unexpected:
+        problems.append(f"unexpected keys ({len(diff.unexpected)}): {_listed(diff.unexpected)}")
     if mismatched:
         problems.append(f"shape mismatches ({len(mismatched)}): {_listed(mismatched)}")
     if problems:

@@ -22,6 +22,7 @@ from torch import nn
 
 from kp_motion.evaluation.metrics import ssim
 from kp_motion.jacobian import guard_jacobians
+from kp_motion.state_dicts import compare_state_dict
 from kp_motion.training.transforms import AffineTpsWarp
 
 # --------------------------------------------------------------------------- reconstruction
@@ -142,19 +143,14 @@ def load_vgg19(path: str | Path, device: torch.device | str = "cpu") -> Vgg19Fea
     state = _vgg19_feature_state(state, path)
     model = Vgg19Features()
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(
-        f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
-        for k in set(state) & set(expected)
-        if tuple(state[k].shape) != tuple(expected[k].shape)
-    )
-    if missing or unexpected or wrong_shape:
+    diff = compare_state_dict(expected, state)
+    wrong_shape = [f"{key} {got} != {want}" for key, got, want in diff.mismatched]
+    if diff:
         problems = []
-        if missing:
-            problems.append(f"missing keys: {', '.join(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {', '.join(unexpected)}")
+        if diff.missing:
+            problems.append(f"missing keys: {', '.join(diff.missing)}")
+        if diff.unexpected:
+            problems.append(f"unexpected keys: {', '.join(diff.unexpected)}")
         if wrong_shape:
             problems.append(f"wrong shapes: {', '.join(wrong_shape)}")
         raise ValueError(f"{path}: not a torchvision VGG19 state dict ({'; '.join(problems)})")

@@ -36,7 +36,18 @@ def _convert(field_type: Any, value: Any, where: str) -> Any:
         return tuple(items) if origin is tuple else items
     if field_type is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if field_type in (int, float) and isinstance(value, str):
+        return _number_from_text(field_type, value, where)
     return value
+
+
+def _number_from_text(field_type: type, text: str, where: str) -> int | float:
+    # PyYAML follows YAML 1.1, which reads 1e-4 (no dot in the mantissa) as a string.
+    try:
+        return field_type(text)
+    except ValueError:
+        kind = "an integer" if field_type is int else "a number"
+        raise ValueError(f"{where}: expected {kind}, got {text!r}") from None
 
 
 def from_dict(cls: type[T], data: dict, where: str | None = None) -> T:

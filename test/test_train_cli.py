@@ -37,8 +37,11 @@ def setup(tmp_path_factory) -> dict[str, Path]:
 def test_train_then_resume_from_the_output_folder(setup, tmp_path, capsys):
     out = tmp_path / "run"
     common = ["train", "fomm", str(setup["data"]), "-o", str(out), "--config", str(setup["config"])]
-    assert main([*common, "--set", "epochs=1", "--no-progress", "--device", "cpu"]) == 0
+    # 1e-4 is a string to YAML 1.1 (no dot); the settings still read it as a number.
+    lr = ["--set", "optimizer.lr_generator=1e-4"]
+    assert main([*common, "--set", "epochs=1", *lr, "--no-progress", "--device", "cpu"]) == 0
     assert "trained 2 steps (1 epochs)" in capsys.readouterr().out
+    assert config_io.load_yaml(out / "train_fomm.yaml")["optimizer"]["lr_generator"] == 1e-4
     assert main([*common, "--resume", str(out), "--no-progress"]) == 0
     assert "trained 4 steps (2 epochs)" in capsys.readouterr().out
     assert [int(row["step"]) for row in read_log(out / "train_log.csv")] == [2, 4]
@@ -52,6 +55,7 @@ def test_train_then_resume_from_the_output_folder(setup, tmp_path, capsys):
         (["--set", "optimizer.nope=1"], "unknown setting 'nope'"),
         (["--set", "nosection.lr=1"], "no settings section 'nosection'"),
         (["--set", "optimizer.schedule=linear"], "optimizer.schedule must be one of"),
+        (["--set", "optimizer.lr_generator=fast"], "expected a number, got 'fast'"),
         (["--resume", "/nonexistent/ckpt"], "checkpoint to resume from not found"),
         (["--vgg19-weights", "/nonexistent/vgg.pth"], "VGG19 weights file not found"),
     ],

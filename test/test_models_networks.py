@@ -140,6 +140,43 @@ def test_identity_motion_returns_the_source(models):
     assert torch.allclose(warped, source, atol=1e-4)
 
 
+def _render(generator, source: torch.Tensor, seed: int) -> torch.Tensor:
+    kp_source, kp_driving = random_keypoints(2, 10, seed), random_keypoints(2, 10, seed + 1)
+    with torch.no_grad():
+        return generator(source, kp_source, kp_driving)["prediction"]
+
+
+@pytest.mark.parametrize("warped_skips", [False, True])
+def test_fully_occluded_source_cannot_reach_the_output(config, warped_skips):
+    """Every path from the source features to the image, warped skips included, goes through
+    the occlusion map: at occlusion 0 the rendering is the same for any source."""
+    torch.manual_seed(0)
+    _, generator = build_models(with_widths(config, generator={"warped_skips": warped_skips}))
+    occlusion_head = generator.dense_motion_network.occlusion
+    with torch.no_grad():
+        occlusion_head.weight.zero_()
+        occlusion_head.bias.fill_(-60.0)  # sigmoid(-60) is 0 in float32
+    generator.eval()
+    # The flow still depends on the source, but whatever it warps is multiplied by zero.
+    first, second = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
+    assert torch.allclose(_render(generator, first, 3), _render(generator, second, 3), atol=1e-6)
+
+
+def test_warped_skips_add_no_weights_but_change_the_rendering(config):
+    torch.manual_seed(0)
+    _, reference = build_models(with_widths(config, generator={"warped_skips": False}))
+    _, skipping = build_models(with_widths(config, generator={"warped_skips": True}))
+    reference_state, skipping_state = reference.state_dict(), skipping.state_dict()
+    assert {k: v.shape for k, v in reference_state.items()} == {
+        k: v.shape for k, v in skipping_state.items()
+    }
+    skipping.load_state_dict(reference_state)
+    source = torch.rand(2, 3, SIZE, SIZE)
+    with_skips, without = _render(skipping.eval(), source, 5), _render(reference.eval(), source, 5)
+    assert with_skips.shape == without.shape
+    assert (with_skips - without).abs().max() > 1e-3
+
+
 def test_sparse_motion_is_first_order(models):
     """T_k(z) = kp_S + J_S J_D^-1 (z - kp_D), checked on hand-picked numbers."""
     _, generator = models

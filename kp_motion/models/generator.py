@@ -5,6 +5,11 @@ driving keypoints) -> backward flow and occlusion map; the features are resample
 multiplied by the occlusion map (so occluded regions must be inpainted), refined by residual
 blocks and decoded by up blocks and a 7x7 convolution with a sigmoid into an image in [0, 1].
 
+With `warped_skips` (not in the reference FOMM), the encoder features of every level are warped
+and masked the same way and added to the decoder features of the same size. The decoder then
+sees the aligned source at full resolution instead of rebuilding it from the bottleneck, which
+is what makes a small model's renderings sharp early in training.
+
 The source-only part (`encode_source`) and the driving part (`render`) are separate so that a
 fixed source is encoded once; `forward` simply chains them, so cached and uncached outputs come
 from the same code.
@@ -33,6 +38,7 @@ class SourceCache:
 
     image: torch.Tensor  # (B, C, H, W) the source frame
     features: torch.Tensor  # (B, F, H / 2^n, W / 2^n) encoder output
+    skips: list[torch.Tensor]  # encoder features of levels 0..n-1 (empty without warped skips)
     dense_motion: DenseMotionSource
 
 
@@ -56,6 +62,7 @@ class OcclusionAwareGenerator(nn.Module):
         # Counts the keypoints whose Jacobian/position the guard had to correct (for reports).
         self.guard = GuardCounter()
         self.align_corners = config.warp_align_corners
+        self.warped_skips = params.warped_skips
         self.resize_align_corners = config.resize_align_corners
         self.num_channels = config.num_channels
         self.dense_motion_network = DenseMotionNetwork(config, guard=self.guard)
@@ -99,11 +106,15 @@ class OcclusionAwareGenerator(nn.Module):
                 f"got {tuple(source_image.shape)}"
             )
         features = self.first(source_image)
+        skips = []
         for block in self.down_blocks:
+            if self.warped_skips:
+                skips.append(features)
             features = block(features)
         return SourceCache(
             image=source_image,
             features=features,
+            skips=skips,
             dense_motion=self.dense_motion_network.prepare_source(source_image, kp_source),
         )
 
@@ -114,27 +125,37 @@ class OcclusionAwareGenerator(nn.Module):
         ('deformed', the source warped at full resolution, and 'sparse_deformed').
         A cache of batch 1 can be rendered with a batch of driving keypoints."""
         motion = self.dense_motion_network.predict(cache.dense_motion, kp_driving)
-        features = self.warp(cache.features, motion["deformation"])
-        outputs = {"mask": motion["mask"], "deformation": motion["deformation"]}
         occlusion = motion.get("occlusion_map")
+        outputs = {"mask": motion["mask"], "deformation": motion["deformation"]}
         if occlusion is not None:
             outputs["occlusion_map"] = occlusion
-            if occlusion.shape[-2:] != features.shape[-2:]:
-                occlusion = F.interpolate(
-                    occlusion,
-                    size=features.shape[-2:],
-                    mode="bilinear",
-                    align_corners=self.resize_align_corners,
-                )
-            features = features * occlusion
+        features = self.warp_and_mask(cache.features, motion["deformation"], occlusion)
         if full_outputs:
             outputs["sparse_deformed"] = motion["sparse_deformed"]
             outputs["deformed"] = self.warp(cache.image, motion["deformation"])
         features = self.bottleneck(features)
-        for block in self.up_blocks:
+        for block, skip in zip(self.up_blocks, reversed(cache.skips), strict=False):
+            features = block(features) + self.warp_and_mask(skip, motion["deformation"], occlusion)
+        for block in self.up_blocks[len(cache.skips) :]:
             features = block(features)
         outputs["prediction"] = torch.sigmoid(self.final(features))
         return outputs
+
+    def warp_and_mask(
+        self, features: torch.Tensor, deformation: torch.Tensor, occlusion: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Source features warped by the flow and multiplied by the occlusion map (resized)."""
+        warped = self.warp(features, deformation)
+        if occlusion is None:
+            return warped
+        if occlusion.shape[-2:] != warped.shape[-2:]:
+            occlusion = F.interpolate(
+                occlusion,
+                size=warped.shape[-2:],
+                mode="bilinear",
+                align_corners=self.resize_align_corners,
+            )
+        return warped * occlusion
 
     def forward(
         self,

@@ -47,6 +47,10 @@ class GeneratorParams:
     num_down_blocks: int
     num_bottleneck_blocks: int
     estimate_occlusion_map: bool
+    # Add the source's encoder features of every level, warped by the flow and masked by the
+    # occlusion map, to the decoder's features of the same size (multi-scale warped skips, as
+    # in later FOMM successors such as TPSMM). No new weights; false is the reference FOMM.
+    warped_skips: bool
 
 
 @dataclass(frozen=True)

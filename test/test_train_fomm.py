@@ -64,6 +64,9 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(dataset_root, tmp_path):
     validation = read_log(tmp_path / "validation.csv")
     assert [int(row["epochs_completed"]) for row in validation] == [1, 2, 3, 4, 5, 6]
     assert float(validation[-1]["validation_l1"]) < float(validation[0]["validation_l1"])
+    # The no-motion reference depends on the data only.
+    still = {float(row["still_l1"]) for row in validation}
+    assert len(still) == 1 and still.pop() > 0
     assert result.validation_l1 == pytest.approx(float(validation[-1]["validation_l1"]), 1e-5)
 
 
@@ -174,3 +177,23 @@ def test_training_model_terms_follow_the_settings():
     torch.stack(list(terms.values())).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in generator.parameters() if p.grad is not None)
     assert all(p.grad is None for p in model.vgg.parameters())
+
+
+def test_keypoint_concentration_term_sharpens_the_heatmaps():
+    """The optional spread term is reported under its own name, and descending it alone makes
+    the detector's heatmaps narrower."""
+    torch.manual_seed(0)
+    model_config = tiny_model_config()
+    losses = dataclasses.replace(tiny_train_config().losses, keypoint_concentration=1.0)
+    kp_detector, generator = build_models(model_config)
+    model = FommTrainingModel(kp_detector, generator, losses, estimate_jacobian=True)
+    frames = torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    optimizer = torch.optim.Adam(kp_detector.parameters(), lr=1e-2)
+    spreads = []
+    for _ in range(15):
+        terms, _ = model(frames[0], frames[1])
+        spreads.append(float(terms["keypoint_concentration"].detach()))
+        optimizer.zero_grad()
+        terms["keypoint_concentration"].backward()
+        optimizer.step()
+    assert spreads[-1] < 0.8 * spreads[0]

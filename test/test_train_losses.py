@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from train_helpers import tiny_model_config
@@ -13,6 +15,7 @@ from kp_motion.training.losses import (
     VGG19_TAPS,
     Vgg19Features,
     equivariance_losses,
+    heatmap_spread,
     image_pyramid,
     inverse_times,
     load_vgg19,
@@ -173,3 +176,13 @@ def test_vgg19_loading_errors_are_clear(tmp_path):
     (tmp_path / "junk.pth").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a loadable state dict"):
         load_vgg19(tmp_path / "junk.pth")
+
+
+def test_heatmap_spread_is_zero_for_a_point_and_large_for_a_flat_map():
+    point = torch.zeros(1, 1, 9, 9)
+    point[0, 0, 4, 4] = 1.0
+    assert float(heatmap_spread(point, torch.zeros(1, 1, 2))) == pytest.approx(0.0, abs=1e-3)
+    flat = torch.full((1, 1, 9, 9), 1 / 81)
+    # sqrt(E x^2 + E y^2) for x, y uniform on the 9 grid points of [-1, 1].
+    expected = math.sqrt(2 * sum(((i - 4) / 4) ** 2 for i in range(9)) / 9)
+    assert float(heatmap_spread(flat, torch.zeros(1, 1, 2))) == pytest.approx(expected, rel=1e-4)

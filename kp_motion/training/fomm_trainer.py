@@ -66,6 +66,7 @@ LOSS_TERMS = (
     "perceptual",
     "equivariance_value",
     "equivariance_jacobian",
+    "keypoint_concentration",
 )
 TRAIN_COLUMNS = (
     "step",
@@ -76,7 +77,11 @@ TRAIN_COLUMNS = (
     *LOSS_TERMS,
     "seconds_per_step",
 )
-VALIDATION_COLUMNS = ("step", "epochs_completed", "validation_l1", "videos", "frames")
+# still_l1: the same frames compared with the unchanged source frame, i.e. what showing no
+# motion at all scores. A model below it has learned motion; one above it only blurs.
+VALIDATION_COLUMNS = (
+    "step", "epochs_completed", "validation_l1", "still_l1", "videos", "frames"
+)  # fmt: skip
 
 
 class TrainingDivergedError(RuntimeError):
@@ -407,7 +412,8 @@ class FommTrainer:
         limits = self.settings.validation
         count = len(dataset) if limits.max_videos == 0 else min(len(dataset), limits.max_videos)
         self.training_model.eval()
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)  # |error|, values, frames
+        # |rendered - driving|, |source - driving|, values, frames
+        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
         for index in range(self.context.rank, count, self.context.world_size):
             video = dataset[index]["video"]
             if limits.max_frames:
@@ -415,18 +421,19 @@ class FommTrainer:
             sums += self._reconstruction_error(video.to(self.device), limits.batch_size)
         self.training_model.train()
         totals = distributed.all_reduce_sum(sums, self.context)
-        if totals[1] == 0:
+        if totals[2] == 0:
             return None
         return {
-            "validation_l1": float(totals[0] / totals[1]),
+            "validation_l1": float(totals[0] / totals[2]),
+            "still_l1": float(totals[1] / totals[2]),
             "videos": count,
-            "frames": int(totals[2]),
+            "frames": int(totals[3]),
         }
 
     def _reconstruction_error(self, video: torch.Tensor, batch_size: int) -> torch.Tensor:
         source = video[:1]
         kp_source = self.kp_detector(source)
-        error = torch.zeros(3, dtype=torch.float64, device=self.device)
+        error = torch.zeros(4, dtype=torch.float64, device=self.device)
         for driving in video.split(batch_size):
             count = driving.shape[0]
             prediction = self.generator(
@@ -436,8 +443,9 @@ class FommTrainer:
                 full_outputs=False,
             )["prediction"]
             error[0] += (prediction - driving).abs().sum().double()
-            error[1] += driving.numel()
-            error[2] += count
+            error[1] += (source - driving).abs().sum().double()
+            error[2] += driving.numel()
+            error[3] += count
         return error
 
     # ------------------------------------------------------------------ loop
@@ -480,7 +488,8 @@ class FommTrainer:
                 )
             tqdm.write(
                 f"step {self.position.step} epoch {self.position.epoch}: validation L1 "
-                f"{result['validation_l1']:.5f} ({result['videos']} videos, "
+                f"{result['validation_l1']:.5f}, still source {result['still_l1']:.5f} "
+                f"({result['videos']} videos, "
                 f"{result['frames']} frames)"
             )
         return result["validation_l1"]

@@ -14,6 +14,7 @@ from torch import nn
 from kp_motion.training.losses import (
     Vgg19Features,
     equivariance_losses,
+    heatmap_spread,
     image_pyramid,
     perceptual_loss,
     pyramid_l1,
@@ -94,4 +95,9 @@ class FommTrainingModel(nn.Module):
                 self.vgg, predicted_pyramid, target_pyramid, settings.perceptual_weights
             )
         losses.update(self._equivariance(driving, kp_driving))
+        if settings.keypoint_concentration > 0:
+            spreads = [heatmap_spread(kp["heatmap"], kp["value"]) for kp in (kp_source, kp_driving)]
+            losses["keypoint_concentration"] = settings.keypoint_concentration * (
+                0.5 * (spreads[0] + spreads[1])
+            )
         return losses, prediction

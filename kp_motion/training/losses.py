@@ -22,6 +22,7 @@ from torch import nn
 
 from kp_motion.evaluation.metrics import ssim
 from kp_motion.jacobian import guard_jacobians
+from kp_motion.models.blocks import make_coordinate_grid
 from kp_motion.state_dicts import compare_state_dict
 from kp_motion.training.transforms import AffineTpsWarp
 
@@ -249,3 +250,16 @@ def equivariance_losses(
         identity = torch.eye(2, dtype=relative.dtype, device=relative.device)
         losses["equivariance_jacobian"] = (identity - relative).abs().mean()
     return losses
+
+
+def heatmap_spread(heatmaps: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Mean over batch and keypoints of sqrt(E|z - kp|^2) under each (B, K, h, w) heatmap.
+
+    In [-1, 1] units: about 0.8 for a uniform heatmap, 0 for a single pixel. A keypoint whose
+    heatmap is broad is an average over a large area (an object's centroid) and follows no part.
+    """
+    height, width = heatmaps.shape[-2:]
+    grid = make_coordinate_grid(height, width, heatmaps.dtype, heatmaps.device)
+    offsets = grid - positions[:, :, None, None, :]
+    variance = (heatmaps * (offsets**2).sum(-1)).sum(dim=(2, 3))
+    return torch.sqrt(variance + 1e-8).mean()

@@ -64,18 +64,21 @@ class LossSettings:
     warp_sigma_affine: float  # std of the random affine warp's parameters (FOMM: 0.05)
     warp_sigma_tps: float  # std of the thin-plate-spline weights (FOMM: 0.005)
     warp_tps_points: int  # control points per side of the TPS grid (FOMM: 5)
+    # Weight of the mean spread of the keypoint heatmaps (not in FOMM; 0 = off). Pulls broad
+    # heatmaps, whose keypoints sit on object centroids, towards distinct parts.
+    keypoint_concentration: float
 
     def __post_init__(self) -> None:
+        reconstruction_weights = (self.reconstruction_l1, self.ssim, *self.perceptual_weights)
         weights = (
-            self.reconstruction_l1,
-            self.ssim,
-            *self.perceptual_weights,
+            *reconstruction_weights,
             self.equivariance_value,
             self.equivariance_jacobian,
+            self.keypoint_concentration,
         )
         if any(weight < 0 for weight in weights):
             raise ValueError("loss weights must be >= 0")
-        if not any(weights[:-2]):
+        if not any(reconstruction_weights):
             raise ValueError("losses: at least one image reconstruction weight must be non-zero")
         if len(self.perceptual_weights) != 5:
             raise ValueError("losses.perceptual_weights needs 5 values (relu1_1 .. relu5_1)")

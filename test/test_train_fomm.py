@@ -122,6 +122,22 @@ def test_resume_continues_from_the_saved_step_exactly(dataset_root, tmp_path):
         assert float(mine["loss"]) == pytest.approx(float(reference["loss"]), rel=1e-4)
 
 
+def test_resume_takes_changed_learning_rates_and_milestones_at_once(dataset_root, tmp_path):
+    _trainer(dataset_root, tmp_path / "run", epochs=2).run()  # lr 2e-4, no drop yet
+    optimizer = dataclasses.replace(
+        tiny_train_config().optimizer, lr_generator=1e-3, milestones=(1, 3), gamma=0.5
+    )
+    resumed = _trainer(
+        dataset_root, tmp_path / "run", resume=tmp_path / "run", epochs=3, optimizer=optimizer
+    )
+    # Epoch 2 is past the new first milestone: base x 0.5 for both groups, from the first step.
+    rates = [group["lr"] for group in resumed.optimizer.param_groups]
+    assert rates == pytest.approx([0.5 * optimizer.lr_kp_detector, 0.5 * 1e-3])
+    resumed.run()
+    first_row = read_log(tmp_path / "run" / "train_log.csv")[-2]  # the new epoch's 2 steps
+    assert float(first_row["lr_generator"]) == pytest.approx(5e-4)
+
+
 def test_resume_refuses_other_profiles_missing_checkpoints_and_reused_folders(
     dataset_root, tmp_path
 ):

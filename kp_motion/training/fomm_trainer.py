@@ -322,6 +322,7 @@ class FommTrainer:
         state = read_training_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._apply_learning_rate_settings()
         self.position = TrainingPosition(
             int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
         )
@@ -341,6 +342,20 @@ class FommTrainer:
                 f"{folder}: saved mid-epoch at batch {self.position.batch_in_epoch}, but an epoch "
                 f"now has only {self.steps_per_epoch} batches (other data or batch size?)"
             )
+
+    def _apply_learning_rate_settings(self) -> None:
+        """The settings' learning rates and schedule, not the checkpoint's, from now on.
+
+        Loading the optimiser and scheduler states brings back the rates they were built with;
+        a resumed run that changes `optimizer.lr_*` or the milestones must get the new ones at
+        once (an unchanged run gets exactly the rates it had)."""
+        optimizer = self.settings.optimizer
+        base_rates = [optimizer.lr_kp_detector, optimizer.lr_generator]
+        factor = lr_factor(self.scheduler.last_epoch, self.settings)
+        self.scheduler.base_lrs = list(base_rates)
+        for group, base in zip(self.optimizer.param_groups, base_rates, strict=True):
+            group["initial_lr"] = base
+            group["lr"] = base * factor
 
     def _gather_rng_states(self) -> list[dict[str, Any]]:
         local = capture_rng_state(self.device)

@@ -2,7 +2,7 @@
 # Rebuilds the embedded default models from nothing, the way the committed ones were made:
 #   synthetic dataset -> FOMM compact-64 -> sample strip -> keypoint extraction ->
 #   VRNN / RNN / VAE forecasters -> evaluation report.
-# Long (about an hour on 2 CPU cores; minutes on a GPU). Not part of the tests.
+# Long (about 2.5 hours on 2 CPU cores, mostly FOMM training). Not part of the tests.
 #
 # Usage: scripts/train_defaults.sh [WORK_DIR]   (default out/defaults; models land in WORK_DIR,
 #        copy them to models/ to make them the defaults)

@@ -75,7 +75,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_models) -> None:
     payload = json.loads((output / "results.json").read_text())
     records = {(r["mode"], r["k"], r["model"]): r for r in payload["records"]}
     models = (*LEARNED, *BASELINES)
-    expected = {("reconstruction", None, "fomm-only")}
+    expected = {("reconstruction", None, "fomm-only"), ("reconstruction", None, "still-source")}
     for k in (2, 3):
         expected |= {("reconstruction", k, m) for m in ("fomm-only", *models)}
         expected |= {("transfer", k, m) for m in models}

@@ -109,7 +109,7 @@ def test_reconstruction_mode_against_the_real_frames() -> None:
     task = Task(
         "reconstruction",
         "v",
-        torch.zeros(1, 3, SIZE, SIZE),
+        torch.full((1, 3, SIZE, SIZE), 0.25),  # the renderer here ignores it
         _driving_values(9),
         real,
         "absolute",
@@ -122,6 +122,9 @@ def test_reconstruction_mode_against_the_real_frames() -> None:
     assert records[(None, "fomm-only")].mse == pytest.approx(squares.mean())
     assert records[(2, "fomm-only")].mse == pytest.approx(squares[:8].mean())
     assert records[(3, "fomm-only")].mse == pytest.approx(squares[:6].mean())
+    # The still source (0.25 everywhere against black), only over every driving frame.
+    assert records[(None, "still-source")].mse == pytest.approx(0.0625)
+    assert (None, "still-source") in records and (3, "still-source") not in records
     # k=3, hold-last: rows 3, 4, 5 show row 2's value 0.2.
     expected = np.concatenate([squares[:3], [0.04] * 3]).mean()
     assert records[(3, "hold-last")].mse == pytest.approx(expected)

@@ -22,7 +22,10 @@ MODELS = ("vrnn", "hold-last")
 
 
 def _result() -> EvaluationResult:
-    records = [MetricRecord("reconstruction", None, "fomm-only", 2, 30, 0.002, 27.0, 0.9)]
+    records = [
+        MetricRecord("reconstruction", None, "fomm-only", 2, 30, 0.002, 27.0, 0.9),
+        MetricRecord("reconstruction", None, "still-source", 2, 30, 0.0025, 26.0, 0.85),
+    ]
     for k in (6, 12):
         records.append(MetricRecord("reconstruction", k, "fomm-only", 2, 24, 0.002, 27.0, 0.9))
         for index, model in enumerate(MODELS):
@@ -70,6 +73,7 @@ def test_metric_table_layout() -> None:
     assert lines[2].startswith("| (6, 6) | 0.0036 | 0.0046 |")
     assert lines[3].startswith("| (12, 12) | 0.0042 | 0.0052 |")
     assert lines[4] == "| FOMM only (true keypoints) | 0.0020 |  |"
+    assert lines[5] == "| still source (no motion) | 0.0025 |  |"
     assert len(metric_table(_result(), "transfer", "mse")) == 4  # no FOMM-only row there
 
 
@@ -101,6 +105,6 @@ def test_write_report_files(tmp_path) -> None:
     assert len(rows) == len(_result().records)
     assert rows[0]["model"] == "fomm-only" and rows[0]["k"] == "" and rows[0]["fvd"] == ""
     payload = json.loads(written["json"].read_text())
-    assert payload["records"][2]["kp_mse"] == pytest.approx(6e-4)
+    assert payload["records"][3]["kp_mse"] == pytest.approx(6e-4)
     assert any(record["psnr"] == "inf" for record in payload["records"])  # JSON has no inf
     assert payload["per_frame_mse"]["transfer"]["12"]["vrnn"] == [0.001, 0.002, 0.004]

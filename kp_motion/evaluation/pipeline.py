@@ -37,6 +37,7 @@ from kp_motion.evaluation.fvd import FVD_UNAVAILABLE, FVDScorer, frechet_distanc
 from kp_motion.evaluation.metrics import per_frame_metrics, video_psnr
 from kp_motion.evaluation.report import (
     FOMM_ONLY,
+    STILL_SOURCE,
     EvaluationResult,
     FrameStrip,
     MetricRecord,
@@ -381,7 +382,11 @@ class Evaluator:
         fomm = render_values(animator, task.driving_values)
         if task.real_driving is not None:
             reference = _uint8_to_float(task.real_driving)
-            self._add_fomm_only(task, None, reference, fomm)
+            features = self._reference_features(task.mode, None, reference)
+            self._add_reference_row(task, None, reference, fomm, features, FOMM_ONLY)
+            if task.mode == "reconstruction":
+                still = task.source.to(fomm.device).expand(len(reference), -1, -1, -1)
+                self._add_reference_row(task, None, reference, still, features, STILL_SOURCE)
         else:
             reference = fomm
         for k in self.settings.block_sizes:
@@ -393,12 +398,11 @@ class Evaluator:
                 )
                 continue
             reference_k = reference[:length]
-            reference_features = None
-            if self.fvd is not None:
-                reference_features = self.fvd.features(reference_k)
-                self.accumulator.reference_features[(task.mode, k)].append(reference_features)
+            reference_features = self._reference_features(task.mode, k, reference_k)
             if task.real_driving is not None:
-                self._add_fomm_only(task, k, reference_k, fomm[:length], reference_features)
+                self._add_reference_row(
+                    task, k, reference_k, fomm[:length], reference_features, FOMM_ONLY
+                )
             # Only the first task of each (mode, k) gives the frame strip; keep just its columns.
             need_strip = not any(s.mode == task.mode and s.k == k for s in self.strips)
             columns = self._strip_columns(k)
@@ -424,19 +428,28 @@ class Evaluator:
             if codec_video and task.real_driving is not None:
                 self._codec(task, k, length)
 
-    def _add_fomm_only(
+    def _reference_features(
+        self, mode: str, k: int | None, reference: torch.Tensor
+    ) -> np.ndarray | None:
+        """I3D features of a reference video (kept for the pooled FVD); None without I3D."""
+        if self.fvd is None:
+            return None
+        features = self.fvd.features(reference)
+        self.accumulator.reference_features[(mode, k)].append(features)
+        return features
+
+    def _add_reference_row(
         self,
         task: Task,
         k: int | None,
         reference: torch.Tensor,
-        fomm: torch.Tensor,
-        reference_features: np.ndarray | None = None,
+        generated: torch.Tensor,
+        reference_features: np.ndarray | None,
+        model: str,
     ) -> None:
-        if k is None and self.fvd is not None:
-            reference_features = self.fvd.features(reference)
-            self.accumulator.reference_features[(task.mode, None)].append(reference_features)
-        frames, fvd, features = self._score(reference, fomm, reference_features)
-        self.accumulator.scores[(task.mode, k, FOMM_ONLY)].append(VideoScores(
+        """Scores of a video no forecaster made: FOMM with true keypoints, or the still source."""
+        frames, fvd, features = self._score(reference, generated, reference_features)
+        self.accumulator.scores[(task.mode, k, model)].append(VideoScores(
             frame_mse=frames["mse"].numpy(), frame_ssim=frames["ssim"].numpy(),
             kp_squared_errors=None, fvd=fvd, features=features,
         ))  # fmt: skip

@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 
 FOMM_ONLY = "fomm-only"
+# Reconstruction only: the source frame shown unchanged for every driving frame. Not a method,
+# the floor a renderer has to beat to have learned any motion.
+STILL_SOURCE = "still-source"
+REFERENCE_ROWS = (FOMM_ONLY, STILL_SOURCE)
 MODES = ("reconstruction", "transfer")
 CSV_FIELDS = (
     "mode", "k", "model", "videos", "frames", "mse", "psnr", "ssim", "kp_mse", "kp_position_mse",
@@ -31,6 +35,7 @@ CSV_FIELDS = (
 )  # fmt: skip
 DISPLAY_NAMES = {
     FOMM_ONLY: "FOMM only",
+    STILL_SOURCE: "still source",
     "vrnn": "VRNN",
     "rnn": "RNN",
     "vae": "VAE",
@@ -43,8 +48,9 @@ DISPLAY_NAMES = {
 class MetricRecord:
     """Metrics of one model at one block size in one mode, averaged over videos.
 
-    k is None for the FOMM-only row over every driving frame. Keypoint metrics are None for
-    FOMM only (no prediction); FVD values are None when no I3D weights were given.
+    k is None for the rows over every driving frame: FOMM only and (reconstruction) the still
+    source. Keypoint metrics are None for those (no prediction); FVD values are None when no
+    I3D weights were given.
     """
 
     mode: str
@@ -95,10 +101,10 @@ class EvaluationResult:
         return None
 
     def models(self) -> list[str]:
-        """Forecaster names in the order they were evaluated (FOMM only excluded)."""
+        """Forecaster names in the order they were evaluated (reference rows excluded)."""
         names: list[str] = []
         for record in self.records:
-            if record.model != FOMM_ONLY and record.model not in names:
+            if record.model not in REFERENCE_ROWS and record.model not in names:
                 names.append(record.model)
         return names
 
@@ -174,13 +180,14 @@ def metric_table(result: EvaluationResult, mode: str, metric: str) -> list[str]:
             record = result.record(mode, k, model)
             cells.append(format_number(getattr(record, metric) if record else None))
         rows.append([f"({k}, {k})"] + cells)
-    fomm = result.record(mode, None, FOMM_ONLY)
-    if fomm is not None and getattr(fomm, metric) is not None:
-        # One value for the whole row: the model with true keypoints does not depend on k.
-        rows.append(
-            ["FOMM only (true keypoints)", format_number(getattr(fomm, metric))]
-            + [""] * (len(models) - 1)
-        )
+    labels = {FOMM_ONLY: "FOMM only (true keypoints)", STILL_SOURCE: "still source (no motion)"}
+    for name, label in labels.items():
+        reference = result.record(mode, None, name)
+        if reference is not None and getattr(reference, metric) is not None:
+            # One value for the whole row: neither depends on k.
+            rows.append(
+                [label, format_number(getattr(reference, metric))] + [""] * (len(models) - 1)
+            )
     return markdown_table(header, rows)
 
 

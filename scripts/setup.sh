@@ -67,6 +67,12 @@ build_inputs_hash="$(cd "$root" && {
     if [ -d "$dir" ]; then find "$dir" -type f -not -path '*/__pycache__/*'; fi
   done | sort
 } | sha256sum | cut -d' ' -f1)"
+# The venv lives inside the source tree, and CMake refuses an exported include directory under
+# the source or build tree: numpy's headers are reached through a link outside the tree. One
+# link per checkout (several checkouts may share a home), refreshed on every run.
+np_link="${XDG_CACHE_HOME:-$HOME/.cache}/kp_motion/numpy-include-$(printf '%s' "$root" | sha256sum | cut -c1-12)"
+mkdir -p "$(dirname "$np_link")"
+ln -sfn "$np_include" "$np_link"
 if [ "$(cat "$stamps/colcon" 2>/dev/null)" != "$build_inputs_hash" ] ||
    [ ! -f "$root/install/local_setup.bash" ]; then
   say "colcon build (message generation + install)"
@@ -74,11 +80,6 @@ if [ "$(cat "$stamps/colcon" 2>/dev/null)" != "$build_inputs_hash" ] ||
     cd "$root"
     export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
     export PATH="$venv/bin:$PATH"
-    # The venv lives inside the source tree, and CMake refuses an exported include directory
-    # under the source or build tree: reach numpy's headers through a link outside the tree.
-    np_link="${XDG_CACHE_HOME:-$HOME/.cache}/kp_motion/numpy-include"
-    mkdir -p "$(dirname "$np_link")"
-    ln -sfn "$np_include" "$np_link"
     "$venv/bin/colcon" --log-base log build --paths . --symlink-install \
       --build-base build --install-base install \
       --event-handlers console_cohesion- status- summary+ \

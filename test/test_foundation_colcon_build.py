@@ -19,11 +19,19 @@ def test_clean_colcon_build_produces_importable_message(tmp_path, python_exe):
     venv = Path(python_exe).resolve().parent.parent
     env = dict(os.environ)
     env["AMENT_PREFIX_PATH"] = env.get("AMENT_PREFIX_PATH", str(venv))
-    cache_home = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
-    numpy_include = Path(cache_home) / "kp_motion" / "numpy-include"  # made by setup.sh
-    cmake_args = [f"-DPython3_EXECUTABLE={python_exe}", "-DBUILD_TESTING=OFF"]
-    if numpy_include.exists():
-        cmake_args.append(f"-DPython3_NumPy_INCLUDE_DIR={numpy_include}")
+    # CMake refuses an exported include directory inside the source tree, where the venv is:
+    # reach numpy's headers through a link outside it (as scripts/setup.sh does).
+    numpy_headers = subprocess.run(
+        [python_exe, "-c", "import numpy; print(numpy.get_include())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    numpy_include = tmp_path / "numpy-include"
+    numpy_include.symlink_to(numpy_headers)
+    cmake_args = [
+        f"-DPython3_EXECUTABLE={python_exe}",
+        "-DBUILD_TESTING=OFF",
+        f"-DPython3_NumPy_INCLUDE_DIR={numpy_include}",
+    ]
     result = subprocess.run(
         [colcon, "--log-base", str(tmp_path / "log"), "build", "--paths", str(REPO_ROOT),
          "--build-base", str(tmp_path / "build"), "--install-base", str(tmp_path / "install"),

@@ -1,6 +1,9 @@
 """`kp-motion samples`: the reconstruction strip of a checkpoint."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 from train_helpers import make_tiny_dataset, tiny_model_config
 
@@ -9,7 +12,7 @@ from kp_motion.data import video_io
 from kp_motion.models import build_models
 from kp_motion.models.animator import Animator
 from kp_motion.models.checkpoint import save_checkpoint
-from kp_motion.training.samples import reconstruct
+from kp_motion.training.samples import DIAGNOSTICS, motion_diagnostics, reconstruct
 
 
 def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path, capsys):
@@ -36,9 +39,31 @@ def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path
     expected = video_io.from_tensor(reconstruct(animator, video_io.to_tensor(first_video)))
     row1 = strip[32 + gap : 64 + gap]
     assert np.abs(row1[:, :32].astype(int) - expected[0].astype(int)).max() <= 1
-    assert "mean L1 per video" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "mean L1 per video" in printed and "still source" in printed
 
 
 def test_samples_refuses_a_non_png_output(tmp_path, capsys):
     assert main(["samples", str(tmp_path), "-o", str(tmp_path / "strip.jpg")]) == 2
     assert "must be a .png file" in capsys.readouterr().err
+
+
+def test_motion_diagnostics_on_a_moving_and_a_static_video():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    # Pixel-centre warps (as compact-64), so that an identity flow reproduces the frame exactly.
+    config = dataclasses.replace(
+        tiny_model_config(), warp_align_corners=True, resize_align_corners=True
+    )
+    animator = Animator(*build_models(config, "cpu"), config, mode="absolute")
+    moving = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    found = motion_diagnostics(animator, moving)
+    assert set(found) == set(DIAGNOSTICS)
+    assert found["still"] == pytest.approx(float((moving - moving[:1]).abs().mean()), rel=1e-6)
+    assert 0 < found["heatmap_spread"] < 8**0.5  # at most the diagonal of [-1, 1]^2
+    # A static video: every frame has the source's keypoints, so the flow is the identity, the
+    # warped source is the video itself and rendering from the source is rendering from itself.
+    static = moving[:1].expand(4, -1, -1, -1).clone()
+    found = motion_diagnostics(animator, static)
+    assert found["still"] == 0 and found["warped"] == pytest.approx(0, abs=1e-5)
+    assert found["rendered"] == pytest.approx(found["self"], abs=1e-6)

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.data.datasets import VideoDataset
     from kp_motion.models.animator import Animator
     from kp_motion.models.checkpoint import load_model, resolve_checkpoint, resolve_device
-    from kp_motion.training.samples import write_sample_strip
+    from kp_motion.training.samples import mean_diagnostics, write_sample_strip
 
     if min(args.videos, args.frames, args.zoom) < 1:
         raise ValueError("--videos, --frames and --zoom must be >= 1")
@@ -39,9 +39,14 @@ def run(args: argparse.Namespace) -> int:
         args.dataset, args.split, size=config.image_size[0], max_frames=args.max_frames
     )
     animator = Animator(kp_detector, generator, config, mode="absolute")
-    errors = write_sample_strip(
-        animator, dataset, args.output, args.videos, args.frames, args.zoom
-    )
+    errors = write_sample_strip(animator, dataset, args.output, args.videos, args.frames, args.zoom)
     shown = ", ".join(f"{error:.4f}" for error in errors)
     print(f"kp-motion samples: {args.output} ({len(errors)} videos, mean L1 per video: {shown})")
+    found = mean_diagnostics(animator, dataset, args.videos)
+    print(
+        f"diagnostics (mean L1 over those videos): rendered {found['rendered']:.4f}, "
+        f"still source {found['still']:.4f}, source warped by the flow {found['warped']:.4f}, "
+        f"frames rendered from themselves {found['self']:.4f}; "
+        f"keypoint heatmap spread {found['heatmap_spread']:.3f}"
+    )
     return 0

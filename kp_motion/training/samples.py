@@ -72,10 +72,10 @@ def motion_diagnostics(animator: Animator, video: torch.Tensor) -> dict[str, flo
     """The DIAGNOSTICS of one (T, 3, H, W) video, source = its first frame."""
     video = video.to(animator.device)
     animator.set_source(video[:1])
-    kp_driving = animator.detect(video)
+    detected = animator.kp_detector(video)  # not detect(): the heatmaps are needed too
+    kp_driving = {"value": detected["value"], "jacobian": detected["jacobian"]}
     rendered = animator.render(kp_driving, full_outputs=True)
     itself = animator.generator(video, kp_driving, kp_driving, full_outputs=False)
-    detected = animator.kp_detector(video)  # with the heatmaps, which detect() leaves out
 
     def l1(frames: torch.Tensor) -> float:
         return float((frames - video).abs().mean())

@@ -207,3 +207,17 @@ def test_camera_output_size_keeps_the_aspect_ratio_when_one_side_is_zero():
     assert output_size((480, 640, 3), 320, 0) == (240, 320)
     assert output_size((480, 640, 3), 0, 120) == (120, 160)
     assert output_size((480, 640, 3), 64, 64) == (64, 64)
+
+
+def test_exit_process_flushes_output_and_keeps_the_status(ros_env, python_exe):
+    import subprocess
+
+    script = (
+        "import sys; from kp_motion.ros.common import exit_process; "
+        "print('summary line', end=''); sys.stderr.write('last words'); exit_process(3)"
+    )
+    result = subprocess.run(
+        [python_exe, "-c", script], env=ros_env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3
+    assert result.stdout == "summary line" and result.stderr.endswith("last words")

@@ -15,7 +15,6 @@ without publishing. A missing device or file is a start-up error (exit status 2)
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from kp_motion.ros.common import (
     KpMotionNode,
     Param,
     StartupError,
+    exit_process,
     run_node,
 )
 from kp_motion.ros.conversions import array_to_image, ns_to_stamp
@@ -217,4 +217,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

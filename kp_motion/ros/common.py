@@ -16,13 +16,15 @@ status 2.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import os
 import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -309,6 +311,7 @@ def spin_until_finished(node: KpMotionNode) -> None:
 
 def run_node(node_class: type[KpMotionNode], args: list[str] | None = None) -> int:
     """Entry point of a node process; returns its exit status."""
+    faulthandler.enable()  # a native crash leaves a Python traceback in the node's log
     rclpy.init(args=args)
     try:
         node = node_class()
@@ -331,3 +334,17 @@ def run_node(node_class: type[KpMotionNode], args: list[str] | None = None) -> i
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def exit_process(status: int) -> NoReturn:
+    """End a node process with `status` after run_node has returned, without the
+    interpreter's finalisation.
+
+    By then the node has reported, closed its outputs and shut rclpy down. In CI, tearing down
+    torch's and rclpy's native state at interpreter exit occasionally crashed (SIGSEGV) or hung
+    past SIGTERM after all of that. Only Python's own buffers still need flushing.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)

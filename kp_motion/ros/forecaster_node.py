@@ -17,7 +17,6 @@ past the last received one.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from kp_motion.ros.common import (
     Param,
     StartupError,
     configure_torch,
+    exit_process,
     resolve_device,
     run_node,
 )
@@ -159,4 +159,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

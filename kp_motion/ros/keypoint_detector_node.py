@@ -20,8 +20,6 @@ simulates a lossy network by also dropping that share of the transmitted frames 
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from sensor_msgs.msg import Image
 
@@ -36,6 +34,7 @@ from kp_motion.ros.common import (
     Param,
     StartupError,
     configure_torch,
+    exit_process,
     resolve_checkpoint,
     resolve_device,
     run_node,
@@ -196,4 +195,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -18,7 +18,6 @@ starts a new driving stream (a new reference frame in transfer mode).
 
 from __future__ import annotations
 
-import sys
 from collections import deque
 
 import numpy as np
@@ -35,6 +34,7 @@ from kp_motion.ros.common import (
     Param,
     StartupError,
     configure_torch,
+    exit_process,
     resolve_checkpoint,
     resolve_device,
     run_node,
@@ -209,4 +209,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

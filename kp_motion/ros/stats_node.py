@@ -16,7 +16,6 @@ At exit the summary is written as JSON to summary_path (when set).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -32,7 +31,14 @@ from sensor_msgs.msg import Image
 from kp_motion.forecasting.schedule import is_transmitted
 from kp_motion.keypoints import Origin
 from kp_motion.msg import Keypoint60
-from kp_motion.ros.common import KEYPOINT_QOS, RENDERED_QOS, KpMotionNode, Param, run_node
+from kp_motion.ros.common import (
+    KEYPOINT_QOS,
+    RENDERED_QOS,
+    KpMotionNode,
+    Param,
+    exit_process,
+    run_node,
+)
 from kp_motion.ros.conversions import stamp_to_ns
 
 ORIGIN_NAMES = {int(origin): origin.name.lower() for origin in Origin}
@@ -204,4 +210,4 @@ def main(args: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -332,6 +332,12 @@ def run_node(node_class: type[KpMotionNode], args: list[str] | None = None) -> i
         # A terminal's Ctrl-C reaches every process of the group and a runner may send its
         # own SIGINT too: a second one must not cut the clean-up (and the summary) short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if not node.finished:
+            # Stopped by a signal, whose handler shuts the context down from rclpy's own
+            # thread. Complete that shutdown before the final logs: logging to rosout while it
+            # runs crashed the process (SIGSEGV, seen in CI). The logs then go to stderr.
+            rclpy.try_shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 

@@ -6,9 +6,10 @@ transmit schedule, live once under `/**`). Each node lists the parameters it use
 description and a range (`Param`); the default is read from the YAML, and a parameter missing
 from the YAML (or a YAML key no node declares) is an error, so code and file cannot drift apart.
 
-Start-up and exit: `run_node` initialises rclpy with its signal handlers (SIGINT and SIGTERM
-both shut the context down), builds the node, spins until the node says it is finished or the
-process is asked to stop, then destroys the node and shuts down. A problem found at start-up
+Start-up and exit: `run_node` initialises rclpy without its signal handlers (SIGINT and SIGTERM
+only ask the spin loop to stop), builds the node, spins until the node says it is finished or
+the process is asked to stop, then, in this one thread, reports, destroys the node and shuts
+rclpy down. A problem found at start-up
 (missing file or device, bad parameter) is logged as one line and the process exits with
 status 2.
 """
@@ -20,6 +21,7 @@ import faulthandler
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rclpy.signals import SignalHandlerOptions
 
 from kp_motion.ros.graph import NODES_CONFIG, READY_MARKER, load_nodes_config, node_defaults
 
@@ -298,11 +301,11 @@ def spin_once(executor, context) -> bool:
     return True
 
 
-def spin_until_finished(node: KpMotionNode) -> None:
+def spin_until_finished(node: KpMotionNode, stop: threading.Event) -> None:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        while not node.finished and spin_once(executor, node.context):
+        while not node.finished and not stop.is_set() and spin_once(executor, node.context):
             pass
     finally:
         executor.remove_node(node)
@@ -312,7 +315,14 @@ def spin_until_finished(node: KpMotionNode) -> None:
 def run_node(node_class: type[KpMotionNode], args: list[str] | None = None) -> int:
     """Entry point of a node process; returns its exit status."""
     faulthandler.enable()  # a native crash leaves a Python traceback in the node's log
-    rclpy.init(args=args)
+    # SIGINT and SIGTERM only ask the spin loop to stop; this thread then reports, destroys the
+    # node and shuts rclpy down, in that order. rclpy's own handlers would shut the context down
+    # from their own thread, racing those steps (CI saw SIGSEGVs in rosout logging and in
+    # publisher destruction).
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stop.set())
     try:
         node = node_class()
         node.constructed = True
@@ -324,7 +334,7 @@ def run_node(node_class: type[KpMotionNode], args: list[str] | None = None) -> i
         rclpy.try_shutdown()
         return STARTUP_ERROR_STATUS
     try:
-        spin_until_finished(node)
+        spin_until_finished(node, stop)
         return node.exit_code
     except KeyboardInterrupt:
         return 0
@@ -333,11 +343,6 @@ def run_node(node_class: type[KpMotionNode], args: list[str] | None = None) -> i
         # own SIGINT too: a second one must not cut the clean-up (and the summary) short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if not node.finished:
-            # Stopped by a signal, whose handler shuts the context down from rclpy's own
-            # thread. Complete that shutdown before the final logs: logging to rosout while it
-            # runs crashed the process (SIGSEGV, seen in CI). The logs then go to stderr.
-            rclpy.try_shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
 

@@ -9,9 +9,8 @@ from the YAML (or a YAML key no node declares) is an error, so code and file can
 Start-up and exit: `run_node` initialises rclpy without its signal handlers (SIGINT and SIGTERM
 only ask the spin loop to stop), builds the node, spins until the node says it is finished or
 the process is asked to stop, then, in this one thread, reports, destroys the node and shuts
-rclpy down. A problem found at start-up
-(missing file or device, bad parameter) is logged as one line and the process exits with
-status 2.
+rclpy down. A problem found at start-up (missing file or device, bad parameter) is logged as
+one line and the process exits with status 2.
 """
 
 from __future__ import annotations
@@ -351,9 +350,10 @@ def exit_process(status: int) -> NoReturn:
     """End a node process with `status` after run_node has returned, without the
     interpreter's finalisation.
 
-    By then the node has reported, closed its outputs and shut rclpy down. In CI, tearing down
-    torch's and rclpy's native state at interpreter exit occasionally crashed (SIGSEGV) or hung
-    past SIGTERM after all of that. Only Python's own buffers still need flushing.
+    By then the node has reported, closed its outputs and shut rclpy down; only Python's own
+    buffers still need flushing. The exit crashes seen in CI came from rclpy's signal thread
+    (fixed in run_node); this keeps a finished node from depending on the teardown of torch's
+    and rclpy's native state as well.
     """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

@@ -77,7 +77,8 @@ def test_missing_dataset_and_perceptual_weights_without_vgg(setup, tmp_path, cap
     assert "no VGG19 weights were given" in capsys.readouterr().err
 
 
-def test_ddp_on_cpu_with_gloo_two_processes(setup, tmp_path):
+@pytest.mark.parametrize("gan", [False, True], ids=["reconstruction", "with-gan"])
+def test_ddp_on_cpu_with_gloo_two_processes(setup, tmp_path, gan):
     out = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "torch.distributed.run",
@@ -86,6 +87,8 @@ def test_ddp_on_cpu_with_gloo_two_processes(setup, tmp_path):
         "-m", "kp_motion.cli.main", "train", "fomm", str(setup["data"]), "-o", str(out),
         "--config", str(setup["config"]), "--device", "cpu", "--no-progress",
     ]  # fmt: skip
+    if gan:  # the discriminator is a second DDP module with its own optimiser
+        command += ["--set", "adversarial.generator_gan=1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     finished = subprocess.run(
         command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=DDP_TIMEOUT_S
@@ -101,4 +104,7 @@ def test_ddp_on_cpu_with_gloo_two_processes(setup, tmp_path):
     assert state["world_size"] == 2 and len(state["rng"]) == 2
     config, _, _ = load_model(out / "model")
     assert config == tiny_model_config()
-    assert [int(row["step"]) for row in read_log(out / "train_log.csv")] == [2]
+    log = read_log(out / "train_log.csv")
+    assert [int(row["step"]) for row in log] == [2]
+    assert ("adversarial" in state) == gan
+    assert (log[0]["discriminator_gan"] != "") == gan

@@ -186,10 +186,11 @@ def test_training_model_terms_follow_the_settings():
         FommTrainingModel(kp_detector, generator, losses, estimate_jacobian=False)
     model = FommTrainingModel(kp_detector, generator, losses, False, vgg=Vgg19Features())
     frames = torch.rand(2, 2, 3, 32, 32)
-    terms, prediction = model(frames[0], frames[1])
+    terms, generated = model(frames[0], frames[1])
     # No Jacobian term for a detector without Jacobians; the perceptual term is there.
     assert set(terms) == {"reconstruction_l1", "ssim", "perceptual", "equivariance_value"}
-    assert prediction.shape == (2, 3, 32, 32)
+    assert generated["prediction"].shape == (2, 3, 32, 32)
+    assert generated["kp_driving"].shape == (2, model_config.num_kp, 2)
     torch.stack(list(terms.values())).sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in generator.parameters() if p.grad is not None)
     assert all(p.grad is None for p in model.vgg.parameters())

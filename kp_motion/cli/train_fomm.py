@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue from a checkpoint folder, or from an output folder's latest checkpoint",
     )
     parser.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start a new run (step 0, new optimiser) from the weights of a model or checkpoint "
+        "folder of the same profile, e.g. models/fomm-compact-64 to fine-tune the default",
+    )
+    parser.add_argument(
         "--vgg19-weights",
         help="torchvision VGG19 state dict (.pth), needed when the perceptual loss weights are "
         "non-zero",
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             context=context,
             model_config=model_config,
             resume=args.resume,
+            init_from=args.init_from,
             vgg19_weights=args.vgg19_weights,
             extra_meta={"dataset": str(args.dataset)},
             show_progress=show_progress,

@@ -9,7 +9,8 @@ Output folder:
     train_log.csv          every `log_every` steps: losses (means over the interval), LRs, speed
     validation.csv         after every epoch and at the end: reconstruction L1 on the test split
     tensorboard/           the same scalars, only when the tensorboard package is installed
-    checkpoints/step_N/    resumable checkpoints (kp_motion.training.state)
+    checkpoints/step_N/    resumable checkpoints (kp_motion.training.state; with the GAN on,
+                           also the discriminator and its optimiser)
     model/                 the final weights as a project checkpoint (for animate, extract, ...)
 """
 
@@ -35,6 +36,7 @@ from kp_motion import config as config_io
 from kp_motion.models.checkpoint import build_models, load_model, save_checkpoint
 from kp_motion.models.model_config import ModelConfig, load_profile
 from kp_motion.training import distributed
+from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import CsvLog
 from kp_motion.training.full_model import FommTrainingModel
 from kp_motion.training.losses import load_vgg19
@@ -67,14 +69,20 @@ LOSS_TERMS = (
     "equivariance_value",
     "equivariance_jacobian",
     "keypoint_concentration",
+    "generator_gan",
+    "feature_matching",
 )
+# The discriminator's own loss: logged, not part of the generator's "loss".
+DISCRIMINATOR_TERM = "discriminator_gan"
 TRAIN_COLUMNS = (
     "step",
     "epoch",
     "lr_kp_detector",
     "lr_generator",
+    "lr_discriminator",
     "loss",
     *LOSS_TERMS,
+    DISCRIMINATOR_TERM,
     "seconds_per_step",
 )
 # still_l1: the same frames compared with the unchanged source frame, i.e. what showing no
@@ -198,6 +206,7 @@ class FommTrainer:
         context: distributed.DistributedContext | None = None,
         model_config: ModelConfig | None = None,
         resume: str | Path | None = None,
+        init_from: str | Path | None = None,
         vgg19_weights: str | Path | None = None,
         extra_meta: dict[str, Any] | None = None,
         show_progress: bool = True,
@@ -211,6 +220,11 @@ class FommTrainer:
         self.show_progress = show_progress and self.context.is_main
         self.position = TrainingPosition()
 
+        if resume is not None and init_from is not None:
+            raise ValueError(
+                "resume continues a run; init_from starts a new one from a model's weights: "
+                "give one of them"
+            )
         resume_folder = resolve_resume(resume) if resume is not None else None
         if resume_folder is None and list_checkpoints(self.out_dir / CHECKPOINTS_DIR):
             # A fresh run would interleave its checkpoints with the old run's.
@@ -221,8 +235,10 @@ class FommTrainer:
         # Same initial weights on every process (DDP also broadcasts rank 0's at wrap time).
         seed_everything(settings.seed)
         self.model_config, self.kp_detector, self.generator = self._build_models(
-            model_config, resume_folder
+            model_config, resume_folder or init_from
         )
+        if init_from is not None:
+            self.extra_meta["initialised_from"] = str(init_from)
         vgg = load_vgg19(vgg19_weights, self.device) if vgg19_weights else None
         self.training_model = FommTrainingModel(
             self.kp_detector,
@@ -242,6 +258,17 @@ class FommTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda epoch: lr_factor(epoch, settings)
         )
+        self.adversarial = None
+        if settings.adversarial.enabled:
+            self.adversarial = AdversarialTraining(
+                settings.adversarial,
+                self.model_config.num_channels,
+                self.model_config.num_kp,
+                tuple(settings.optimizer.betas),
+                lambda epoch: lr_factor(epoch, settings),
+                self.device,
+                self._wrap_for_distributed,
+            )
         self.sampler = distributed.ResumableDistributedSampler(
             data.train,
             num_replicas=self.context.world_size,
@@ -270,17 +297,19 @@ class FommTrainer:
     # ------------------------------------------------------------------ setup
 
     def _build_models(
-        self, model_config: ModelConfig | None, resume_folder: Path | None
+        self, model_config: ModelConfig | None, weights_folder: str | Path | None
     ) -> tuple[ModelConfig, nn.Module, nn.Module]:
+        """New models of the profile, or the weights of a checkpoint/model folder (resume or
+        init_from), which must have been trained with that same profile."""
         wanted = model_config or load_profile(self.settings.profile)
-        if resume_folder is None:
+        if weights_folder is None:
             kp_detector, generator = build_models(wanted)
             return wanted, kp_detector.train(), generator.train()
-        saved_config, kp_detector, generator = load_model(resume_folder)
+        saved_config, kp_detector, generator = load_model(weights_folder)
         if saved_config != wanted:
             raise ValueError(
-                f"{resume_folder} was trained with profile {saved_config.name!r}, which differs "
-                f"from the requested profile {wanted.name!r}"
+                f"{weights_folder} was trained with profile {saved_config.name!r}, which "
+                f"differs from the requested profile {wanted.name!r}"
             )
         return saved_config, kp_detector.train(), generator.train()
 
@@ -322,6 +351,7 @@ class FommTrainer:
         state = read_training_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._load_adversarial_state(state.get("adversarial"), folder)
         self._apply_learning_rate_settings()
         self.position = TrainingPosition(
             int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
@@ -343,6 +373,18 @@ class FommTrainer:
                 f"now has only {self.steps_per_epoch} batches (other data or batch size?)"
             )
 
+    def _load_adversarial_state(self, state: dict[str, Any] | None, folder: Path) -> None:
+        if self.adversarial is None:
+            if state is not None:
+                logger.info("%s has a discriminator; the GAN is off in this run", folder)
+            return
+        if state is None:
+            # E.g. a reconstruction-only run continued with the GAN switched on.
+            logger.warning("%s has no discriminator: it starts from new weights", folder)
+            self.adversarial.scheduler.last_epoch = self.scheduler.last_epoch
+            return
+        self.adversarial.load_state_dict(state)
+
     def _apply_learning_rate_settings(self) -> None:
         """The settings' learning rates and schedule, not the checkpoint's, from now on.
 
@@ -350,12 +392,23 @@ class FommTrainer:
         a resumed run that changes `optimizer.lr_*` or the milestones must get the new ones at
         once (an unchanged run gets exactly the rates it had)."""
         optimizer = self.settings.optimizer
-        base_rates = [optimizer.lr_kp_detector, optimizer.lr_generator]
-        factor = lr_factor(self.scheduler.last_epoch, self.settings)
-        self.scheduler.base_lrs = list(base_rates)
-        for group, base in zip(self.optimizer.param_groups, base_rates, strict=True):
-            group["initial_lr"] = base
-            group["lr"] = base * factor
+        schedules = [
+            (self.optimizer, self.scheduler, [optimizer.lr_kp_detector, optimizer.lr_generator])
+        ]
+        if self.adversarial is not None:
+            schedules.append(
+                (
+                    self.adversarial.optimizer,
+                    self.adversarial.scheduler,
+                    [self.settings.adversarial.lr_discriminator],
+                )
+            )
+        for torch_optimizer, scheduler, base_rates in schedules:
+            factor = lr_factor(scheduler.last_epoch, self.settings)
+            scheduler.base_lrs = list(base_rates)
+            for group, base in zip(torch_optimizer.param_groups, base_rates, strict=True):
+                group["initial_lr"] = base
+                group["lr"] = base * factor
 
     def _gather_rng_states(self) -> list[dict[str, Any]]:
         local = capture_rng_state(self.device)
@@ -392,6 +445,11 @@ class FommTrainer:
                     "scheduler": self.scheduler.state_dict(),
                     "rng": rng_states,
                     "world_size": self.context.world_size,
+                    **(
+                        {"adversarial": self.adversarial.state_dict()}
+                        if self.adversarial is not None
+                        else {}
+                    ),
                 },
             )
             folder = publish_checkpoint(staging, checkpoints_dir / name)
@@ -401,22 +459,40 @@ class FommTrainer:
 
     # ------------------------------------------------------------------ steps
 
-    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One optimiser step on a batch; returns the detached loss terms and their sum."""
-        source = batch["source"].to(self.device, non_blocking=True)
-        driving = batch["driving"].to(self.device, non_blocking=True)
-        losses, _ = self.model(source, driving)
-        total = torch.stack(list(losses.values())).sum()
+    def _check_finite(self, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
         if not torch.isfinite(total):
             terms = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
             raise TrainingDivergedError(
                 f"non-finite loss at step {self.position.step + 1} ({terms}); lower the learning "
                 f"rates or resume from an earlier checkpoint"
             )
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """One optimiser step on a batch (and one of the discriminator, with the GAN on);
+        returns the detached loss terms and the generator side's sum."""
+        source = batch["source"].to(self.device, non_blocking=True)
+        driving = batch["driving"].to(self.device, non_blocking=True)
+        losses, generated = self.model(source, driving)
+        if self.adversarial is not None:
+            losses.update(
+                self.adversarial.generator_terms(
+                    driving, generated["prediction"], generated["kp_driving"]
+                )
+            )
+        total = torch.stack(list(losses.values())).sum()
+        self._check_finite(total, losses)
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
-        return {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}
+        terms = {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}
+        if self.adversarial is not None:
+            discriminator_loss = self.adversarial.discriminator_loss(
+                driving, generated["prediction"], generated["kp_driving"]
+            )
+            self._check_finite(discriminator_loss, {DISCRIMINATOR_TERM: discriminator_loss})
+            self.adversarial.step(discriminator_loss)
+            terms[DISCRIMINATOR_TERM] = discriminator_loss.detach()
+        return terms
 
     @torch.no_grad()
     def validate(self) -> dict[str, float] | None:
@@ -478,6 +554,11 @@ class FommTrainer:
             "epoch": self.position.epoch,
             "lr_kp_detector": self.optimizer.param_groups[0]["lr"],
             "lr_generator": self.optimizer.param_groups[1]["lr"],
+            **(
+                {"lr_discriminator": self.adversarial.optimizer.param_groups[0]["lr"]}
+                if self.adversarial is not None
+                else {}
+            ),
             **means,
             "seconds_per_step": seconds / steps,
         }
@@ -574,6 +655,8 @@ class FommTrainer:
                 self.position.epoch += 1
                 self.position.batch_in_epoch = 0
                 self.scheduler.step()
+                if self.adversarial is not None:
+                    self.adversarial.scheduler.step()
                 validation_l1 = self._record_validation()
                 last_checkpoint = self.save_checkpoint()
         progress.close()

@@ -25,7 +25,10 @@ from kp_motion.training.transforms import AffineTpsWarp
 
 
 class FommTrainingModel(nn.Module):
-    """forward(source, driving) -> ({loss name: weighted scalar}, predicted driving frames)."""
+    """forward(source, driving) -> ({loss name: weighted scalar}, generated).
+
+    `generated` holds "prediction" (the rendered driving frames) and "kp_driving" (the driving
+    keypoint positions), which the optional adversarial terms need."""
 
     def __init__(
         self,
@@ -75,7 +78,7 @@ class FommTrainingModel(nn.Module):
 
     def forward(
         self, source: torch.Tensor, driving: torch.Tensor
-    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         settings = self.settings
         kp_source = self.kp_detector(source)
         kp_driving = self.kp_detector(driving)
@@ -100,4 +103,4 @@ class FommTrainingModel(nn.Module):
             losses["keypoint_concentration"] = settings.keypoint_concentration * (
                 0.5 * (spreads[0] + spreads[1])
             )
-        return losses, prediction
+        return losses, {"prediction": prediction, "kp_driving": kp_driving["value"]}

@@ -1,4 +1,5 @@
-"""FOMM training losses: multi-scale reconstruction (L1 + SSIM), VGG19 perceptual, equivariance.
+"""FOMM training losses: multi-scale reconstruction (L1 + SSIM), VGG19 perceptual, equivariance,
+and the optional adversarial terms (LSGAN + discriminator feature matching).
 
 The default objective needs no pretrained weights: L1 over an anti-aliased image pyramid plus
 1 - SSIM at full resolution (SSIM from kp_motion.evaluation.metrics, the one implementation in
@@ -23,6 +24,7 @@ from torch import nn
 from kp_motion.evaluation.metrics import ssim
 from kp_motion.jacobian import guard_jacobians
 from kp_motion.models.blocks import make_coordinate_grid
+from kp_motion.models.discriminator import DiscriminatorOutput
 from kp_motion.state_dicts import compare_state_dict
 from kp_motion.training.transforms import AffineTpsWarp
 
@@ -187,6 +189,46 @@ def perceptual_loss(
         raise ValueError(
             f"no pyramid scale is large enough ({VGG19_MIN_SIZE} px) for the perceptual loss"
         )
+    return torch.stack(terms).sum()
+
+
+# --------------------------------------------------------------------------- adversarial
+# Least-squares GAN (Mao et al.), as FOMM uses: the discriminator regresses real patches to 1
+# and generated ones to 0; the generator pulls its patches' scores to 1.
+
+
+def discriminator_lsgan_loss(
+    real: DiscriminatorOutput, generated: DiscriminatorOutput
+) -> torch.Tensor:
+    """Sum over scales of mean (1 - D(real))^2 + D(generated)^2."""
+    terms = [
+        ((1 - real.scores[scale]) ** 2).mean() + (generated.scores[scale] ** 2).mean()
+        for scale in real.scores
+    ]
+    return torch.stack(terms).sum()
+
+
+def generator_lsgan_loss(generated: DiscriminatorOutput) -> torch.Tensor:
+    """Sum over scales of mean (1 - D(generated))^2."""
+    return torch.stack([((1 - scores) ** 2).mean() for scores in generated.scores.values()]).sum()
+
+
+def feature_matching_loss(
+    real: DiscriminatorOutput, generated: DiscriminatorOutput, block_weights: Sequence[float]
+) -> torch.Tensor:
+    """Sum over scales and blocks of weight x mean |features(real) - features(generated)|.
+
+    The real frame's features are targets (no gradient). This gives the generator a dense,
+    stable signal from the discriminator beside the LSGAN score."""
+    terms = []
+    for scale, generated_features in generated.features.items():
+        for weight, got, wanted in zip(
+            block_weights, generated_features, real.features[scale], strict=True
+        ):
+            if weight:
+                terms.append(weight * (got - wanted.detach()).abs().mean())
+    if not terms:
+        return real.scores[next(iter(real.scores))].new_zeros(())
     return torch.stack(terms).sum()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from kp_motion import config as config_io
 from kp_motion import paths
 from kp_motion.data.augmentation import AugmentationConfig
+from kp_motion.models.discriminator import DiscriminatorSettings
 
 CONFIG_NAME = "train_fomm.yaml"
 SCHEDULES = ("multistep", "cosine", "constant")
@@ -87,6 +88,34 @@ class LossSettings:
 
 
 @dataclass(frozen=True)
+class AdversarialSettings:
+    """FOMM's optional GAN loss: LSGAN with a keypoint-conditioned patch discriminator."""
+
+    generator_gan: float  # weight of the generator's LSGAN term; 0 = no GAN, no discriminator
+    discriminator_gan: float  # weight of the discriminator's LSGAN loss
+    # Weights of the L1 distance between the discriminator's features of the real and the
+    # generated frame, one per discriminator block (FOMM: 10 each); used only with the GAN on.
+    feature_matching: tuple[float, ...]
+    lr_discriminator: float  # Adam learning rate (same betas and schedule as the others)
+    discriminator: DiscriminatorSettings
+
+    @property
+    def enabled(self) -> bool:
+        return self.generator_gan > 0
+
+    def __post_init__(self) -> None:
+        if self.generator_gan < 0 or any(weight < 0 for weight in self.feature_matching):
+            raise ValueError("adversarial loss weights must be >= 0")
+        if self.discriminator_gan <= 0 or self.lr_discriminator <= 0:
+            raise ValueError("adversarial.discriminator_gan and lr_discriminator must be > 0")
+        if len(self.feature_matching) != self.discriminator.num_blocks:
+            raise ValueError(
+                f"adversarial.feature_matching needs one weight per discriminator block "
+                f"({self.discriminator.num_blocks}), got {len(self.feature_matching)}"
+            )
+
+
+@dataclass(frozen=True)
 class ValidationSettings:
     max_videos: int  # test-split videos reconstructed after each epoch (0 = all)
     max_frames: int  # frames per video (from the first, which is the source; 0 = all)
@@ -106,6 +135,7 @@ class TrainFommConfig:
     data: DataSettings
     optimizer: OptimizerSettings
     losses: LossSettings
+    adversarial: AdversarialSettings
     validation: ValidationSettings
 
     def __post_init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,34 @@ def test_ddp_on_cpu_with_gloo_two_processes(setup, tmp_path, gan):
     assert [int(row["step"]) for row in log] == [2]
     assert ("adversarial" in state) == gan
     assert (log[0]["discriminator_gan"] != "") == gan
+
+
+def test_gpu_train_script_fits_epochs_to_the_budget_and_collects_the_results(setup, tmp_path):
+    """scripts/gpu_train.sh, run here on the CPU: probe, fitted run, samples, files copied."""
+    out = tmp_path / "collected"
+    env = {
+        **os.environ, "DEVICE": "cpu", "BUDGET_S": "2", "BATCH": "4", "WORKERS": "0",
+        "REPEATS": "2", "INIT": "none", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
+    }  # fmt: skip
+    finished = subprocess.run(
+        ["bash", "scripts/gpu_train.sh", str(setup["data"]), str(out), "--config",
+         str(setup["config"])],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=DDP_TIMEOUT_S,
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-3000:] + finished.stdout[-2000:]
+    # Whatever the probe measured, at least one whole epoch is trained.
+    fitted = re.search(r"gpu_train: (\d+) epochs in about 2 s", finished.stdout)
+    assert fitted, finished.stdout
+    epochs = int(fitted.group(1))
+    assert epochs >= 1
+    assert f"({epochs} epochs) in" in finished.stdout
+    assert "diagnostics (mean L1" in finished.stdout
+    wanted = {"model.yaml", "weights.safetensors", "train_log.csv", "validation.csv",
+              "run.log", "reconstructions.png"}  # fmt: skip
+    assert {path.name for path in out.iterdir()} == wanted
+    config, _, _ = load_model(out)
+    assert config == tiny_model_config()
+    rows = read_log(out / "validation.csv")
+    assert [int(row["epochs_completed"]) for row in rows] == list(range(1, epochs + 1))
+    usage = subprocess.run(["bash", "scripts/gpu_train.sh"], cwd=REPO_ROOT, capture_output=True)
+    assert usage.returncode == 2 and b"usage:" in usage.stderr

@@ -160,3 +160,27 @@ def test_layout_errors(tmp_path: Path) -> None:
         VideoDataset(tmp_path, "test")
     with pytest.raises(ValueError, match="repeats"):
         FramesDataset(tmp_path, "test", repeats=0)
+
+
+def test_max_frame_gap_bounds_the_distance_between_a_pairs_frames(tmp_path: Path) -> None:
+    # Frame t of this lossless frame-folder video is uniformly grey at level 8 t: the pixel
+    # values tell which frames a pair took.
+    frames = np.stack([np.full((16, 16, 3), 8 * t, dtype=np.uint8) for t in range(30)])
+    video_io.write_video(tmp_path / "train" / "ramp", frames)
+
+    def gaps(max_frame_gap: int | None) -> set[int]:
+        dataset = FramesDataset(
+            tmp_path, "train", size=16, is_train=False, repeats=200, seed=1,
+            max_frame_gap=max_frame_gap,
+        )  # fmt: skip
+        found = set()
+        for index in range(len(dataset)):
+            item = dataset[index]
+            levels = [round(float(item[key].mean()) * 255 / 8) for key in ("source", "driving")]
+            found.add(levels[1] - levels[0])
+        return found
+
+    assert gaps(3) == {1, 2, 3}  # every allowed gap, never a larger one, never the same frame
+    assert max(gaps(None)) > 20
+    with pytest.raises(ValueError, match="max_frame_gap must be >= 1"):
+        FramesDataset(tmp_path, "train", size=16, max_frame_gap=0)

@@ -219,7 +219,9 @@ class FramesDataset(_VideoCollection):
     """Training pairs: item = {"source": (3, H, W), "driving": (3, H, W), "name": str}.
 
     Each item takes two distinct frames of one video (chosen at random; a one-frame video gives
-    the same frame twice), float32 in [0, 1], augmented together when `is_train`. `repeats`
+    the same frame twice), float32 in [0, 1], augmented together when `is_train`. With
+    `max_frame_gap` set, the two frames are at most that many frames apart: the first is drawn
+    uniformly, the second uniformly among its neighbours within the gap. `repeats`
     visits each video that many times per epoch (first-order-model's num_repeats). Decoded videos
     are cached in memory at construction when `cache` is True (default: for size <= 128).
 
@@ -241,9 +243,13 @@ class FramesDataset(_VideoCollection):
         cache: bool | None = None,
         seed: int | None = None,
         progress: bool = False,
+        max_frame_gap: int | None = None,
     ) -> None:
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
+        if max_frame_gap is not None and max_frame_gap < 1:
+            raise ValueError(f"max_frame_gap must be >= 1 (or None), got {max_frame_gap}")
+        self.max_frame_gap = max_frame_gap
         super().__init__(root, split, size, fit, cache, progress=progress)
         self.is_train = is_train
         self.repeats = repeats
@@ -271,7 +277,12 @@ class FramesDataset(_VideoCollection):
         def pick_pair(count: int) -> np.ndarray:
             if count < 2:
                 return np.zeros(2, dtype=int)
-            return np.sort(rng.choice(count, size=2, replace=False))
+            if self.max_frame_gap is None:
+                return np.sort(rng.choice(count, size=2, replace=False))
+            first = int(rng.integers(count))
+            gap = self.max_frame_gap
+            neighbours = np.r_[max(0, first - gap) : first, first + 1 : min(count, first + gap + 1)]
+            return np.sort([first, int(rng.choice(neighbours))])
 
         video_index, pair = self._load_with_fallback(index % len(self.videos), pick_pair)
         frames = pair.astype(np.float32) / 255.0

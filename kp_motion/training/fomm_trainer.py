@@ -148,6 +148,7 @@ def load_training_data(
         cache=data.cache,
         seed=settings.seed,
         progress=progress,
+        max_frame_gap=data.max_frame_gap or None,
     )
     validation = None
     if (Path(root) / "test").is_dir():

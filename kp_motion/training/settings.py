@@ -24,13 +24,19 @@ class DataSettings:
     repeats: int  # times each training video is visited per epoch (short epochs are wasteful)
     cache: bool  # keep decoded videos in memory (cheap at 64 px, see kp_motion.data.datasets)
     num_workers: int  # DataLoader worker processes (0 = load in the training process)
+    # Most frames between the two frames of a training pair (0 = any two frames of a video).
+    # Small gaps keep motions within the reach of the photometric gradient; see
+    # models/fomm-compact-64/MODEL_CARD.md.
+    max_frame_gap: int
     augmentation: AugmentationConfig
 
     def __post_init__(self) -> None:
         if self.fit not in ("resize", "crop"):
             raise ValueError(f"data.fit must be 'resize' or 'crop', got {self.fit!r}")
-        if self.repeats < 1 or self.num_workers < 0:
-            raise ValueError("data.repeats must be >= 1 and data.num_workers >= 0")
+        if self.repeats < 1 or self.num_workers < 0 or self.max_frame_gap < 0:
+            raise ValueError(
+                "data.repeats must be >= 1, data.num_workers and data.max_frame_gap >= 0"
+            )
 
 
 @dataclass(frozen=True)

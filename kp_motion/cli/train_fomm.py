@@ -88,38 +88,47 @@ def _load_settings(args: argparse.Namespace):
     return config_io.from_dict(TrainFommConfig, values, where=str(source))
 
 
-def run(args: argparse.Namespace) -> int:
-    from kp_motion.cli.main import CliError
+def _train(args: argparse.Namespace, settings, context):
+    """Build and run the trainer; it (and its DDP modules) is gone once this returns."""
     from kp_motion.models.model_config import load_profile
-    from kp_motion.training import distributed
-    from kp_motion.training.fomm_trainer import (
-        FommTrainer,
-        TrainingDivergedError,
-        load_training_data,
+    from kp_motion.training.fomm_trainer import FommTrainer, load_training_data
+
+    show_progress = context.is_main and not args.no_progress
+    model_config = load_profile(settings.profile)
+    data = load_training_data(args.dataset, settings, model_config, progress=show_progress)
+    trainer = FommTrainer(
+        settings,
+        data,
+        args.output,
+        context=context,
+        model_config=model_config,
+        resume=args.resume,
+        init_from=args.init_from,
+        vgg19_weights=args.vgg19_weights,
+        extra_meta={"dataset": str(args.dataset)},
+        show_progress=show_progress,
     )
+    return trainer.run()
+
+
+def run(args: argparse.Namespace) -> int:
+    import gc
+
+    from kp_motion.cli.main import CliError
+    from kp_motion.training import distributed
+    from kp_motion.training.fomm_trainer import TrainingDivergedError
 
     settings = _load_settings(args)
     context = distributed.setup_distributed(args.device)
     try:
-        show_progress = context.is_main and not args.no_progress
-        model_config = load_profile(settings.profile)
-        data = load_training_data(args.dataset, settings, model_config, progress=show_progress)
-        trainer = FommTrainer(
-            settings,
-            data,
-            args.output,
-            context=context,
-            model_config=model_config,
-            resume=args.resume,
-            init_from=args.init_from,
-            vgg19_weights=args.vgg19_weights,
-            extra_meta={"dataset": str(args.dataset)},
-            show_progress=show_progress,
-        )
-        result = trainer.run()
+        result = _train(args, settings, context)
     except TrainingDivergedError as error:
         raise CliError(str(error)) from None
     finally:
+        # DDP modules hold the process group: free them before destroying it, so that no
+        # gloo thread is left to be torn down at interpreter exit (a rank once aborted there
+        # with "terminate called without an active exception").
+        gc.collect()
         distributed.cleanup_distributed()
     if context.is_main:
         validation = (

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import yaml
 from train_helpers import make_tiny_dataset, tiny_model_config
 
 from kp_motion.cli.main import main
@@ -12,7 +13,13 @@ from kp_motion.data import video_io
 from kp_motion.models import build_models
 from kp_motion.models.animator import Animator
 from kp_motion.models.checkpoint import save_checkpoint
-from kp_motion.training.samples import DIAGNOSTICS, motion_diagnostics, reconstruct
+from kp_motion.training.samples import (
+    DIAGNOSTICS,
+    diagnostics_by_group,
+    mean_diagnostics,
+    motion_diagnostics,
+    reconstruct,
+)
 
 
 def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path, capsys):
@@ -67,3 +74,30 @@ def test_motion_diagnostics_on_a_moving_and_a_static_video():
     found = motion_diagnostics(animator, static)
     assert found["still"] == 0 and found["warped"] == pytest.approx(0, abs=1e-5)
     assert found["rendered"] == pytest.approx(found["self"], abs=1e-6)
+
+
+def test_samples_breaks_the_diagnostics_down_by_synthetic_kind(tmp_path, capsys):
+    torch.set_num_threads(1)
+    config = tiny_model_config()
+    kp_detector, generator = build_models(config, "cpu")
+    checkpoint = save_checkpoint(tmp_path / "model", config, kp_detector, generator)
+    dataset = make_tiny_dataset(tmp_path / "data", train_videos=1, test_videos=3, frames=4)
+    # What `kp-motion synth` writes, reduced to what the breakdown reads.
+    videos = [{"name": "video0", "kind": "arm"}, {"name": "video1", "kind": "blob"},
+              {"name": "video2", "kind": "arm"}]  # fmt: skip
+    (dataset / "manifest.yaml").write_text(yaml.safe_dump({"videos": videos}))
+    status = main(["samples", str(dataset), "-o", str(tmp_path / "strip.png"), "--checkpoint",
+                   str(checkpoint), "--videos", "3", "--device", "cpu"])  # fmt: skip
+    assert status == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[-2:]] == ["  arm (2 videos)", "  blob (1 videos)"]
+
+
+def test_diagnostics_by_group_averages_each_groups_videos():
+    def diagnostics(value: float) -> dict[str, float]:
+        return dict.fromkeys(DIAGNOSTICS, value)
+
+    per_video = {"a": diagnostics(1.0), "b": diagnostics(3.0), "c": diagnostics(5.0)}
+    grouped = diagnostics_by_group(per_video, {"a": "arm", "b": "arm", "c": "blob", "z": "x"})
+    assert grouped == {"arm": diagnostics(2.0), "blob": diagnostics(5.0)}
+    assert mean_diagnostics(per_video) == diagnostics(3.0)

@@ -25,9 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kp_motion.data.datasets import VideoDataset
+    from kp_motion.data.synthetic import video_kinds
     from kp_motion.models.animator import Animator
     from kp_motion.models.checkpoint import load_model, resolve_checkpoint, resolve_device
-    from kp_motion.training.samples import mean_diagnostics, write_sample_strip
+    from kp_motion.training.samples import (
+        diagnostics_by_group,
+        mean_diagnostics,
+        video_diagnostics,
+        write_sample_strip,
+    )
 
     if min(args.videos, args.frames, args.zoom) < 1:
         raise ValueError("--videos, --frames and --zoom must be >= 1")
@@ -42,11 +48,20 @@ def run(args: argparse.Namespace) -> int:
     errors = write_sample_strip(animator, dataset, args.output, args.videos, args.frames, args.zoom)
     shown = ", ".join(f"{error:.4f}" for error in errors)
     print(f"kp-motion samples: {args.output} ({len(errors)} videos, mean L1 per video: {shown})")
-    found = mean_diagnostics(animator, dataset, args.videos)
-    print(
-        f"diagnostics (mean L1 over those videos): rendered {found['rendered']:.4f}, "
-        f"still source {found['still']:.4f}, source warped by the flow {found['warped']:.4f}, "
-        f"frames rendered from themselves {found['self']:.4f}; "
+    per_video = video_diagnostics(animator, dataset, args.videos)
+    overall = _diagnostics_text(mean_diagnostics(per_video))
+    print(f"diagnostics (mean L1 over those videos): {overall}")
+    # A synthetic dataset says which kind each video is: the error per kind of motion.
+    kinds = video_kinds(args.dataset)
+    for kind, found in diagnostics_by_group(per_video, kinds).items():
+        count = sum(1 for name in per_video if kinds.get(name) == kind)
+        print(f"  {kind} ({count} videos): {_diagnostics_text(found)}")
+    return 0
+
+
+def _diagnostics_text(found: dict[str, float]) -> str:
+    return (
+        f"rendered {found['rendered']:.4f}, still source {found['still']:.4f}, source warped by "
+        f"the flow {found['warped']:.4f}, frames rendered from themselves {found['self']:.4f}; "
         f"keypoint heatmap spread {found['heatmap_spread']:.3f}"
     )
-    return 0

@@ -181,6 +181,15 @@ def _write_one_packed(job: tuple[VideoSpec, SynthConfig, Path]) -> dict:
     return _write_one(*job)
 
 
+def video_kinds(root: str | Path) -> dict[str, str]:
+    """{video name: kind} from a synthetic dataset's manifest; {} for a dataset without one."""
+    manifest = Path(root) / MANIFEST_NAME
+    if not manifest.is_file():
+        return {}
+    videos = (yaml.safe_load(manifest.read_text()) or {}).get("videos", [])
+    return {video["name"]: video["kind"] for video in videos if "name" in video and "kind" in video}
+
+
 def _remove_previous_outputs(out_dir: Path) -> None:
     """Delete the videos a previous run listed in its manifest (and only those)."""
     import shutil

@@ -89,12 +89,29 @@ def motion_diagnostics(animator: Animator, video: torch.Tensor) -> dict[str, flo
     }
 
 
-def mean_diagnostics(
+def video_diagnostics(
     animator: Animator, dataset: VideoDataset, num_videos: int
-) -> dict[str, float]:
-    """motion_diagnostics averaged over the first `num_videos` videos of the dataset."""
-    per_video = [
-        motion_diagnostics(animator, dataset[index]["video"])
-        for index in range(min(num_videos, len(dataset)))
-    ]
-    return {name: float(np.mean([d[name] for d in per_video])) for name in DIAGNOSTICS}
+) -> dict[str, dict[str, float]]:
+    """{video name: motion_diagnostics} for the first `num_videos` videos of the dataset."""
+    found = {}
+    for index in range(min(num_videos, len(dataset))):
+        item = dataset[index]
+        found[item["name"]] = motion_diagnostics(animator, item["video"])
+    return found
+
+
+def mean_diagnostics(per_video: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The mean of each diagnostic over videos."""
+    return {name: float(np.mean([d[name] for d in per_video.values()])) for name in DIAGNOSTICS}
+
+
+def diagnostics_by_group(
+    per_video: dict[str, dict[str, float]], groups: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """{group: mean diagnostics of its videos}, e.g. per synthetic kind; unlisted videos are
+    left out."""
+    members: dict[str, dict[str, dict[str, float]]] = {}
+    for name, diagnostics in per_video.items():
+        if name in groups:
+            members.setdefault(groups[name], {})[name] = diagnostics
+    return {group: mean_diagnostics(videos) for group, videos in sorted(members.items())}

@@ -140,3 +140,16 @@ def test_gpu_train_script_fits_epochs_to_the_budget_and_collects_the_results(set
     assert [int(row["epochs_completed"]) for row in rows] == list(range(1, epochs + 1))
     usage = subprocess.run(["bash", "scripts/gpu_train.sh"], cwd=REPO_ROOT, capture_output=True)
     assert usage.returncode == 2 and b"usage:" in usage.stderr
+
+
+def test_resume_and_init_from_are_checked_before_any_data_is_read(tmp_path, capsys):
+    missing = tmp_path / "absent"
+    base = ["train", "fomm", str(tmp_path / "no-dataset"), "-o", str(tmp_path / "run")]
+    assert main([*base, "--init-from", str(missing)]) == 2
+    assert f"model to start from not found: {missing}" in capsys.readouterr().err
+    assert main([*base, "--resume", str(missing)]) == 2
+    assert f"checkpoint to resume from not found: {missing}" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as both:
+        main([*base, "--resume", str(tmp_path), "--init-from", str(tmp_path)])
+    assert both.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err

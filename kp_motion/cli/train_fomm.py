@@ -31,11 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="change one setting, e.g. --set epochs=5 --set optimizer.lr_generator=1e-4",
     )
-    parser.add_argument(
+    # One or the other: --resume continues a run, --init-from starts a new one.
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--resume",
         help="continue from a checkpoint folder, or from an output folder's latest checkpoint",
     )
-    parser.add_argument(
+    start.add_argument(
         "--init-from",
         metavar="MODEL",
         help="start a new run (step 0, new optimiser) from the weights of a model or checkpoint "
@@ -119,6 +121,13 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.training.fomm_trainer import TrainingDivergedError
 
     settings = _load_settings(args)
+    # Checked before the data, whose loading can take minutes.
+    for what, path in (
+        ("checkpoint to resume from", args.resume),
+        ("model to start from", args.init_from),
+    ):
+        if path is not None and not Path(path).exists():
+            raise CliError(f"{what} not found: {path}")
     context = distributed.setup_distributed(args.device)
     try:
         result = _train(args, settings, context)

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.models.animator import Animator
     from kp_motion.models.checkpoint import load_model, resolve_checkpoint, resolve_device
     from kp_motion.training.samples import (
-        diagnostics_by_group,
+        group_videos,
         mean_diagnostics,
         video_diagnostics,
         write_sample_strip,
@@ -52,10 +52,8 @@ def run(args: argparse.Namespace) -> int:
     overall = _diagnostics_text(mean_diagnostics(per_video))
     print(f"diagnostics (mean L1 over those videos): {overall}")
     # A synthetic dataset says which kind each video is: the error per kind of motion.
-    kinds = video_kinds(args.dataset)
-    for kind, found in diagnostics_by_group(per_video, kinds).items():
-        count = sum(1 for name in per_video if kinds.get(name) == kind)
-        print(f"  {kind} ({count} videos): {_diagnostics_text(found)}")
+    for kind, videos in group_videos(per_video, video_kinds(args.dataset)).items():
+        print(f"  {kind} ({len(videos)} videos): {_diagnostics_text(mean_diagnostics(videos))}")
     return 0
 
 

@@ -105,13 +105,21 @@ def mean_diagnostics(per_video: dict[str, dict[str, float]]) -> dict[str, float]
     return {name: float(np.mean([d[name] for d in per_video.values()])) for name in DIAGNOSTICS}
 
 
-def diagnostics_by_group(
+def group_videos(
     per_video: dict[str, dict[str, float]], groups: dict[str, str]
-) -> dict[str, dict[str, float]]:
-    """{group: mean diagnostics of its videos}, e.g. per synthetic kind; unlisted videos are
-    left out."""
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{group: {video name: diagnostics}} in group order; videos with no group are left out."""
     members: dict[str, dict[str, dict[str, float]]] = {}
     for name, diagnostics in per_video.items():
         if name in groups:
             members.setdefault(groups[name], {})[name] = diagnostics
-    return {group: mean_diagnostics(videos) for group, videos in sorted(members.items())}
+    return dict(sorted(members.items()))
+
+
+def diagnostics_by_group(
+    per_video: dict[str, dict[str, float]], groups: dict[str, str]
+) -> dict[str, dict[str, float]]:
+    """{group: mean diagnostics of its videos}, e.g. per synthetic kind."""
+    return {
+        group: mean_diagnostics(videos) for group, videos in group_videos(per_video, groups).items()
+    }

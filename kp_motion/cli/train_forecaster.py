@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
     from kp_motion.forecasting.protocol import format_table
     from kp_motion.forecasting.settings import LEARNED_KINDS, load_settings
-    from kp_motion.forecasting.train import train_forecaster
+    from kp_motion.forecasting.train import SELECTION_SCORES, train_forecaster
 
     settings = load_settings(args.config)
     overrides = {name: getattr(args, name) for name in ("steps", "seed", "device")}
@@ -151,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
             record={"detector_model_id": meta["model_id"], "dataset": meta["dataset"]},
         )
         folders[kind] = str(result.checkpoint)
+        criterion = SELECTION_SCORES[result.selected_by]
         print(
-            f"{kind}: best validation loss {result.best_val_loss:.4f} at step "
+            f"{kind}: best {criterion} {result.best_score:.4g} at step "
             f"{result.best_step}/{result.steps_run} ({result.seconds:.0f} s) -> {result.checkpoint}"
         )
 

@@ -34,6 +34,22 @@ def block_indices(num_frames: int, k: int) -> list[tuple[range, range]]:
     ]
 
 
+def block_windows(runs: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """(N, 2k, 60): the observed + predicted frames of every block of every run, in order.
+
+    With a reset before each block (the method's protocol) blocks are independent, so a model
+    can score them all as one batch (see forecasting/train.py's checkpoint selection).
+    """
+    windows = [
+        run[observed.start : predicted.stop]
+        for run in runs
+        for observed, predicted in block_indices(len(run), k)
+    ]
+    if not windows:
+        return np.empty((0, 2 * k, NUM_VALUES), dtype=np.float32)
+    return np.stack(windows).astype(np.float32)
+
+
 @dataclass
 class ProtocolResult:
     """Every predicted slot of one sequence, in order."""

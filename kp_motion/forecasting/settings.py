@@ -51,12 +51,14 @@ class TrainSettings:
     steps: int
     batch_size: int
     window_length: int  # frames per random training window
+    time_flip: float  # probability that a training window is played backwards (augmentation)
     learning_rate: float
     weight_decay: float
     grad_clip: float  # max global gradient norm, applied before every optimiser step
     eval_interval: int  # steps between validation passes
     eval_windows: int  # fixed validation windows (drawn once, with the seed)
     patience: int  # stop after this many validations without improvement; 0 = never
+    select_by: str  # checkpoint kept: "protocol" (block-protocol MSE) or "loss" (validation loss)
     val_fraction: float  # share of sequences held out when no validation folder is given
     std_floor: float  # smallest per-dimension std used for standardisation (raw units)
     seed: int

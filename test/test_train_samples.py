@@ -16,6 +16,7 @@ from kp_motion.models.checkpoint import save_checkpoint
 from kp_motion.training.samples import (
     DIAGNOSTICS,
     diagnostics_by_group,
+    keypoints_in_use,
     mean_diagnostics,
     motion_diagnostics,
     reconstruct,
@@ -68,6 +69,7 @@ def test_motion_diagnostics_on_a_moving_and_a_static_video():
     assert set(found) == set(DIAGNOSTICS)
     assert found["still"] == pytest.approx(float((moving - moving[:1]).abs().mean()), rel=1e-6)
     assert 0 < found["heatmap_spread"] < 8**0.5  # at most the diagonal of [-1, 1]^2
+    assert 0 <= found["keypoints_in_use"] <= config.num_kp
     # A static video: every frame has the source's keypoints, so the flow is the identity, the
     # warped source is the video itself and rendering from the source is rendering from itself.
     static = moving[:1].expand(4, -1, -1, -1).clone()
@@ -101,3 +103,12 @@ def test_diagnostics_by_group_averages_each_groups_videos():
     grouped = diagnostics_by_group(per_video, {"a": "arm", "b": "arm", "c": "blob", "z": "x"})
     assert grouped == {"arm": diagnostics(2.0), "blob": diagnostics(5.0)}
     assert mean_diagnostics(per_video) == diagnostics(3.0)
+
+
+def test_keypoints_in_use_counts_masks_with_a_share_of_the_frame():
+    masks = torch.zeros(2, 4, 8, 8)  # background + 3 keypoints, 2 frames
+    masks[:, 0] = 1.0
+    masks[0, 0, :4], masks[0, 1, :4] = 0.0, 1.0  # keypoint 1: half of frame 0, a quarter overall
+    masks[:, 0, 0, 0], masks[:, 2, 0, 0] = 0.0, 1.0  # keypoint 2: 1 pixel of 64, 1.6 %
+    masks[1, 0, 7, 7], masks[1, 3, 7, 7] = 0.0, 1.0  # keypoint 3: 1 pixel of 128, 0.8 %
+    assert keypoints_in_use(masks) == 2

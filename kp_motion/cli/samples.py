@@ -61,5 +61,6 @@ def _diagnostics_text(found: dict[str, float]) -> str:
     return (
         f"rendered {found['rendered']:.4f}, still source {found['still']:.4f}, source warped by "
         f"the flow {found['warped']:.4f}, frames rendered from themselves {found['self']:.4f}; "
-        f"keypoint heatmap spread {found['heatmap_spread']:.3f}"
+        f"keypoint heatmap spread {found['heatmap_spread']:.3f}, "
+        f"keypoints in use {found['keypoints_in_use']:.1f}"
     )

@@ -253,6 +253,7 @@ def train_forecaster(
         "batch_size": config.batch_size,
         "window_length": length,
         "learning_rate": config.learning_rate,
+        "time_flip": config.time_flip,
         "grad_clip": config.grad_clip,
         "selected_by": score_key,
         "train_frames": int(sum(len(run) for run in train_runs)),

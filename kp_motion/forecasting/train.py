@@ -267,8 +267,7 @@ def train_forecaster(
         windows = sample_windows(rng, train_runs, config.batch_size, length)
         if config.time_flip > 0:
             windows = time_flip(rng, windows, config.time_flip)
-        batch = torch.from_numpy(windows)
-        batch = batch.to(device)
+        batch = torch.from_numpy(windows).to(device)
         loss, parts = model.training_loss(batch)
         if not torch.isfinite(loss):
             raise ValueError(f"{kind}: training loss became {float(loss)} at step {step}")

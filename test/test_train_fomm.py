@@ -67,6 +67,11 @@ def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(dataset_root, tmp_path):
     # The no-motion reference depends on the data only.
     still = {float(row["still_l1"]) for row in validation}
     assert len(still) == 1 and still.pop() > 0
+    # A mean over the videos of whole counts of keypoints, at most all of them.
+    for row in validation:
+        in_use, videos = float(row["keypoints_in_use"]), int(row["videos"])
+        assert 0 <= in_use <= trainer.model_config.num_kp
+        assert in_use * videos == pytest.approx(round(in_use * videos), abs=1e-4)
     assert result.validation_l1 == pytest.approx(float(validation[-1]["validation_l1"]), 1e-5)
 
 

@@ -13,10 +13,10 @@ from kp_motion.data import video_io
 from kp_motion.models import build_models
 from kp_motion.models.animator import Animator
 from kp_motion.models.checkpoint import save_checkpoint
+from kp_motion.training.losses import keypoints_in_use
 from kp_motion.training.samples import (
     DIAGNOSTICS,
     diagnostics_by_group,
-    keypoints_in_use,
     mean_diagnostics,
     motion_diagnostics,
     reconstruct,

@@ -39,7 +39,7 @@ from kp_motion.training import distributed
 from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import CsvLog
 from kp_motion.training.full_model import FommTrainingModel
-from kp_motion.training.losses import load_vgg19
+from kp_motion.training.losses import keypoints_in_use, load_vgg19
 from kp_motion.training.settings import TrainFommConfig
 from kp_motion.training.state import (
     CHECKPOINTS_DIR,
@@ -87,8 +87,10 @@ TRAIN_COLUMNS = (
 )
 # still_l1: the same frames compared with the unchanged source frame, i.e. what showing no
 # motion at all scores. A model below it has learned motion; one above it only blurs.
+# keypoints_in_use: mean over the videos of losses.keypoints_in_use (keypoint collapse shows).
 VALIDATION_COLUMNS = (
-    "step", "epochs_completed", "validation_l1", "still_l1", "videos", "frames"
+    "step", "epochs_completed", "validation_l1", "still_l1", "keypoints_in_use", "videos",
+    "frames",
 )  # fmt: skip
 
 
@@ -504,8 +506,8 @@ class FommTrainer:
         limits = self.settings.validation
         count = len(dataset) if limits.max_videos == 0 else min(len(dataset), limits.max_videos)
         self.training_model.eval()
-        # |rendered - driving|, |source - driving|, values, frames
-        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        # |rendered - driving|, |source - driving|, values, frames, keypoints in use
+        sums = torch.zeros(5, dtype=torch.float64, device=self.device)
         for index in range(self.context.rank, count, self.context.world_size):
             video = dataset[index]["video"]
             if limits.max_frames:
@@ -518,6 +520,7 @@ class FommTrainer:
         return {
             "validation_l1": float(totals[0] / totals[2]),
             "still_l1": float(totals[1] / totals[2]),
+            "keypoints_in_use": float(totals[4] / count),
             "videos": count,
             "frames": int(totals[3]),
         }
@@ -525,19 +528,22 @@ class FommTrainer:
     def _reconstruction_error(self, video: torch.Tensor, batch_size: int) -> torch.Tensor:
         source = video[:1]
         kp_source = self.kp_detector(source)
-        error = torch.zeros(4, dtype=torch.float64, device=self.device)
+        error = torch.zeros(5, dtype=torch.float64, device=self.device)
+        masks = []
         for driving in video.split(batch_size):
             count = driving.shape[0]
-            prediction = self.generator(
+            rendered = self.generator(
                 source.expand(count, -1, -1, -1),
                 _expand_keypoints(kp_source, count),
                 self.kp_detector(driving),
                 full_outputs=False,
-            )["prediction"]
-            error[0] += (prediction - driving).abs().sum().double()
+            )
+            error[0] += (rendered["prediction"] - driving).abs().sum().double()
             error[1] += (source - driving).abs().sum().double()
             error[2] += driving.numel()
             error[3] += count
+            masks.append(rendered["mask"])
+        error[4] = keypoints_in_use(torch.cat(masks))
         return error
 
     # ------------------------------------------------------------------ loop
@@ -585,8 +591,8 @@ class FommTrainer:
                 )
             tqdm.write(
                 f"step {self.position.step} epoch {self.position.epoch}: validation L1 "
-                f"{result['validation_l1']:.5f}, still source {result['still_l1']:.5f} "
-                f"({result['videos']} videos, "
+                f"{result['validation_l1']:.5f}, still source {result['still_l1']:.5f}, "
+                f"keypoints in use {result['keypoints_in_use']:.1f} ({result['videos']} videos, "
                 f"{result['frames']} frames)"
             )
         return result["validation_l1"]

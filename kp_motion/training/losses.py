@@ -305,3 +305,15 @@ def heatmap_spread(heatmaps: torch.Tensor, positions: torch.Tensor) -> torch.Ten
     offsets = grid - positions[:, :, None, None, :]
     variance = (heatmaps * (offsets**2).sum(-1)).sum(dim=(2, 3))
     return torch.sqrt(variance + 1e-8).mean()
+
+
+# Share of the frame (mean over a video's frames) a keypoint's dense-motion mask must hold for
+# the keypoint to count as in use; the masks of collapsed or dead keypoints stay near 0.
+MASK_IN_USE = 0.01
+
+
+def keypoints_in_use(masks: torch.Tensor) -> int:
+    """Keypoints whose share of one video's (T, K + 1, h, w) dense-motion masks (background
+    first), averaged over frames and pixels, is at least MASK_IN_USE."""
+    shares = masks[:, 1:].mean(dim=(0, 2, 3))
+    return int((shares >= MASK_IN_USE).sum())

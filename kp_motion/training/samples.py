@@ -9,7 +9,7 @@ with three references (all mean L1 against the driving frames):
     self      each frame rendered from itself (identity motion): the generator's own loss;
 the mean spread of the keypoint heatmaps ([-1, 1] units; broad heatmaps put keypoints on
 object centroids, which cannot express the motion of thin parts), and how many keypoints the
-dense motion uses: those whose mask holds at least MASK_IN_USE of the frame on average. A
+dense motion uses: those whose mask holds at least losses.MASK_IN_USE of the frame on average. A
 keypoint the masks never pick moves nothing (a collapsed or dead keypoint)."""
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from kp_motion.data import video_io
 from kp_motion.data.datasets import VideoDataset
 from kp_motion.evaluation.report import frame_mosaic
 from kp_motion.models.animator import Animator
-from kp_motion.training.losses import heatmap_spread
+from kp_motion.training.losses import heatmap_spread, keypoints_in_use
 
 DIAGNOSTICS = ("rendered", "still", "warped", "self", "heatmap_spread", "keypoints_in_use")
-MASK_IN_USE = 0.01  # share of the frame (mean over the video) a keypoint's mask must hold
 
 
 @torch.inference_mode()
@@ -91,13 +90,6 @@ def motion_diagnostics(animator: Animator, video: torch.Tensor) -> dict[str, flo
         "heatmap_spread": float(heatmap_spread(detected["heatmap"], detected["value"])),
         "keypoints_in_use": keypoints_in_use(rendered["mask"]),
     }
-
-
-def keypoints_in_use(masks: torch.Tensor) -> int:
-    """Keypoints whose share of (T, K + 1, h, w) dense-motion masks (background first) is at
-    least MASK_IN_USE, averaged over frames and pixels."""
-    shares = masks[:, 1:].mean(dim=(0, 2, 3))
-    return int((shares >= MASK_IN_USE).sum())
 
 
 def video_diagnostics(

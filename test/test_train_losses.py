@@ -186,3 +186,19 @@ def test_heatmap_spread_is_zero_for_a_point_and_large_for_a_flat_map():
     # sqrt(E x^2 + E y^2) for x, y uniform on the 9 grid points of [-1, 1].
     expected = math.sqrt(2 * sum(((i - 4) / 4) ** 2 for i in range(9)) / 9)
     assert float(heatmap_spread(flat, torch.zeros(1, 1, 2))) == pytest.approx(expected, rel=1e-4)
+
+
+def test_mask_balance_penalises_the_keypoints_whose_masks_are_empty():
+    from kp_motion.training.losses import mask_balance
+
+    balanced = torch.full((2, 4, 8, 8), 0.25)  # background + 3 keypoints, a quarter each
+    assert float(mask_balance(balanced, floor=0.02)) == 0
+    logits = torch.zeros(2, 4, 8, 8)
+    logits[:, 3] = -6.0  # keypoint 3: a nearly empty mask, share e^-6 / (3 + e^-6) = 0.08 %
+    logits.requires_grad_(True)
+    penalty = mask_balance(torch.softmax(logits, dim=1), floor=0.02)
+    share = math.exp(-6) / (3 + math.exp(-6))
+    assert float(penalty.detach()) == pytest.approx((0.02 - share) / 0.02, rel=1e-5)
+    penalty.backward()
+    # Lowering the penalty raises the empty keypoint's logits: its gradient is negative.
+    assert float(logits.grad[:, 3].sum()) < 0

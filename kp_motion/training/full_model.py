@@ -16,6 +16,7 @@ from kp_motion.training.losses import (
     equivariance_losses,
     heatmap_spread,
     image_pyramid,
+    mask_balance,
     perceptual_loss,
     pyramid_l1,
     ssim_loss,
@@ -102,5 +103,9 @@ class FommTrainingModel(nn.Module):
             spreads = [heatmap_spread(kp["heatmap"], kp["value"]) for kp in (kp_source, kp_driving)]
             losses["keypoint_concentration"] = settings.keypoint_concentration * (
                 0.5 * (spreads[0] + spreads[1])
+            )
+        if settings.mask_balance > 0:
+            losses["mask_balance"] = settings.mask_balance * mask_balance(
+                generated["mask"], settings.mask_balance_floor
             )
         return losses, {"prediction": prediction, "kp_driving": kp_driving["value"]}

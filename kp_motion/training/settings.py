@@ -74,6 +74,11 @@ class LossSettings:
     # Weight of the mean spread of the keypoint heatmaps (not in FOMM; 0 = off). Pulls broad
     # heatmaps, whose keypoints sit on object centroids, towards distinct parts.
     keypoint_concentration: float
+    # Weight of the mask-balance term (not in FOMM; 0 = off): a penalty on every keypoint whose
+    # dense-motion mask holds less than mask_balance_floor of the batch's pixels, so that no
+    # keypoint dies (as in mixture-of-experts load balancing).
+    mask_balance: float
+    mask_balance_floor: float
 
     def __post_init__(self) -> None:
         reconstruction_weights = (self.reconstruction_l1, self.ssim, *self.perceptual_weights)
@@ -82,11 +87,16 @@ class LossSettings:
             self.equivariance_value,
             self.equivariance_jacobian,
             self.keypoint_concentration,
+            self.mask_balance,
         )
         if any(weight < 0 for weight in weights):
             raise ValueError("loss weights must be >= 0")
         if not any(reconstruction_weights):
             raise ValueError("losses: at least one image reconstruction weight must be non-zero")
+        if not 0 < self.mask_balance_floor < 1:
+            raise ValueError(
+                f"losses.mask_balance_floor must be in (0, 1), got {self.mask_balance_floor}"
+            )
         if len(self.perceptual_weights) != 5:
             raise ValueError("losses.perceptual_weights needs 5 values (relu1_1 .. relu5_1)")
         if not self.pyramid_scales or any(not 0 < s <= 1 for s in self.pyramid_scales):

@@ -312,17 +312,20 @@ def heatmap_spread(heatmaps: torch.Tensor, positions: torch.Tensor) -> torch.Ten
 MASK_IN_USE = 0.01
 
 
+def keypoint_mask_shares(masks: torch.Tensor) -> torch.Tensor:
+    """(K,): each keypoint's mean over (B, K + 1, h, w) dense-motion masks (background first)."""
+    return masks[:, 1:].mean(dim=(0, 2, 3))
+
+
 def mask_balance(masks: torch.Tensor, floor: float) -> torch.Tensor:
     """Sum over keypoints of relu(floor - share) / floor, share = the keypoint's mean mask over
     (B, K + 1, h, w) masks (background first): 0 when every keypoint holds at least `floor` of
     the pixels, 1 per keypoint whose mask is empty. The gradient reaches a dead keypoint's mask
     logits, and through the masks its motion, which reconstruction alone no longer does."""
-    shares = masks[:, 1:].mean(dim=(0, 2, 3))
-    return (torch.relu(floor - shares) / floor).sum()
+    return (torch.relu(floor - keypoint_mask_shares(masks)) / floor).sum()
 
 
 def keypoints_in_use(masks: torch.Tensor) -> int:
     """Keypoints whose share of one video's (T, K + 1, h, w) dense-motion masks (background
     first), averaged over frames and pixels, is at least MASK_IN_USE."""
-    shares = masks[:, 1:].mean(dim=(0, 2, 3))
-    return int((shares >= MASK_IN_USE).sum())
+    return int((keypoint_mask_shares(masks) >= MASK_IN_USE).sum())

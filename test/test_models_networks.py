@@ -146,17 +146,25 @@ def _render(generator, source: torch.Tensor, seed: int) -> torch.Tensor:
         return generator(source, kp_source, kp_driving)["prediction"]
 
 
-@pytest.mark.parametrize("warped_skips", [False, True])
-def test_fully_occluded_source_cannot_reach_the_output(config, warped_skips):
-    """Every path from the source features to the image, warped skips included, goes through
-    the occlusion map: at occlusion 0 the rendering is the same for any source."""
-    torch.manual_seed(0)
-    _, generator = build_models(with_widths(config, generator={"warped_skips": warped_skips}))
-    occlusion_head = generator.dense_motion_network.occlusion
+def _occlusion_fixed(generator, logit: float):
+    """Make the occlusion map the constant sigmoid(logit) (0 at -60, 1 at +60 in float32)."""
+    head = generator.dense_motion_network.occlusion
     with torch.no_grad():
-        occlusion_head.weight.zero_()
-        occlusion_head.bias.fill_(-60.0)  # sigmoid(-60) is 0 in float32
-    generator.eval()
+        head.weight.zero_()
+        head.bias.fill_(logit)
+    return generator.eval()
+
+
+@pytest.mark.parametrize(
+    ("warped_skips", "output_blend"), [(False, False), (True, False), (True, True)]
+)
+def test_fully_occluded_source_cannot_reach_the_output(config, warped_skips, output_blend):
+    """Every path from the source to the image, warped skips and output blend included, goes
+    through the occlusion map: at occlusion 0 the rendering is the same for any source."""
+    torch.manual_seed(0)
+    switches = {"warped_skips": warped_skips, "output_blend": output_blend}
+    _, generator = build_models(with_widths(config, generator=switches))
+    generator = _occlusion_fixed(generator, -60.0)
     # The flow still depends on the source, but whatever it warps is multiplied by zero.
     first, second = torch.rand(2, 3, SIZE, SIZE), torch.rand(2, 3, SIZE, SIZE)
     assert torch.allclose(_render(generator, first, 3), _render(generator, second, 3), atol=1e-6)
@@ -175,6 +183,49 @@ def test_warped_skips_add_no_weights_but_change_the_rendering(config):
     with_skips, without = _render(skipping.eval(), source, 5), _render(reference.eval(), source, 5)
     assert with_skips.shape == without.shape
     assert (with_skips - without).abs().max() > 1e-3
+
+
+def test_output_blend_mixes_warped_source_and_decoder_by_the_occlusion_map(config):
+    """prediction = occlusion * source warped by the flow + (1 - occlusion) * decoded image,
+    with the same weights as the generator without the blend (which adds none)."""
+    torch.manual_seed(0)
+    _, plain = build_models(with_widths(config, generator={"output_blend": False}))
+    _, blending = build_models(with_widths(config, generator={"output_blend": True}))
+    blending.load_state_dict(plain.state_dict())  # strict: no new weights
+    plain.eval(), blending.eval()
+    source = torch.rand(2, 3, SIZE, SIZE)
+    kp_source, kp_driving = random_keypoints(2, 10, 7), random_keypoints(2, 10, 8)
+    with torch.no_grad():
+        reference = plain(source, kp_source, kp_driving)
+        blended = blending(source, kp_source, kp_driving)
+        cheap = blending(source, kp_source, kp_driving, full_outputs=False)
+    visible = torch.nn.functional.interpolate(
+        reference["occlusion_map"], size=(SIZE, SIZE), mode="bilinear", align_corners=True
+    )
+    expected = visible * reference["deformed"] + (1 - visible) * reference["prediction"]
+    assert torch.allclose(blended["prediction"], expected, atol=1e-6)
+    assert torch.allclose(cheap["prediction"], expected, atol=1e-6)
+    assert "deformed" not in cheap
+    assert (blended["prediction"] - reference["prediction"]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(("logit", "copies_the_source"), [(60.0, True), (-60.0, False)])
+def test_output_blend_copies_a_fully_visible_source_and_ignores_an_occluded_one(
+    config, logit, copies_the_source
+):
+    torch.manual_seed(0)
+    _, generator = build_models(with_widths(config, generator={"output_blend": True}))
+    generator = _occlusion_fixed(generator, logit)
+    source = torch.rand(2, 3, SIZE, SIZE)
+    keypoints = random_keypoints(2, 10, seed=4)
+    with torch.no_grad():  # identity motion: the warp returns the source
+        rendered = generator(source, keypoints, keypoints)["prediction"]
+    assert torch.allclose(rendered, source, atol=1e-4) == copies_the_source
+
+
+def test_output_blend_needs_the_occlusion_map(config):
+    with pytest.raises(ValueError, match="output_blend needs generator.estimate_occlusion_map"):
+        with_widths(config, generator={"output_blend": True, "estimate_occlusion_map": False})
 
 
 def test_sparse_motion_is_first_order(models):

@@ -209,8 +209,28 @@ def test_init_from_starts_a_new_run_from_a_models_weights(dataset_root, tmp_path
     with pytest.raises(ValueError, match="give one of them"):
         _trainer(dataset_root, tmp_path / "third", tiny_train_config(),
                  init_from=source, resume=tmp_path / "first")  # fmt: skip
-    other = tiny_model_config(estimate_jacobian=False)
+    other = tiny_model_config(estimate_jacobian=False)  # no Jacobian head: weights differ
     settings = tiny_train_config()
     data = load_training_data(dataset_root, settings, other, progress=False)
-    with pytest.raises(ValueError, match="differs from the requested profile"):
+    with pytest.raises(ValueError, match="kp_detector does not match the model"):
         FommTrainer(settings, data, tmp_path / "fourth", model_config=other, init_from=source)
+
+
+def test_init_from_may_change_a_weightless_setting_resume_may_not(dataset_root, tmp_path):
+    first = _trainer(dataset_root, tmp_path / "first", tiny_train_config()).run().final_model
+    plain = tiny_model_config()
+    blending = dataclasses.replace(
+        plain, generator=dataclasses.replace(plain.generator, output_blend=True)
+    )
+    settings = tiny_train_config()
+    data = load_training_data(dataset_root, settings, blending, progress=False)
+    started = FommTrainer(
+        settings, data, tmp_path / "second", model_config=blending, init_from=first,
+        show_progress=False,
+    )  # fmt: skip
+    assert started.generator.output_blend
+    saved_config, _, generator = load_model(started.run().final_model)
+    assert saved_config == blending and generator.output_blend
+    with pytest.raises(ValueError, match="differs from the requested profile"):
+        FommTrainer(settings, data, tmp_path / "first", model_config=blending,
+                    resume=tmp_path / "first")  # fmt: skip

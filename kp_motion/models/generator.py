@@ -10,6 +10,10 @@ and masked the same way and added to the decoder features of the same size. The 
 sees the aligned source at full resolution instead of rebuilding it from the bottleneck, which
 is what makes a small model's renderings sharp early in training.
 
+With `output_blend` (not in FOMM either), the output is the source image warped by the flow,
+weighted by the occlusion map resized to full resolution, plus the decoded image weighted by
+one minus it: the decoder paints only what the warp cannot show.
+
 The source-only part (`encode_source`) and the driving part (`render`) are separate so that a
 fixed source is encoded once; `forward` simply chains them, so cached and uncached outputs come
 from the same code.
@@ -63,6 +67,7 @@ class OcclusionAwareGenerator(nn.Module):
         self.guard = GuardCounter()
         self.align_corners = config.warp_align_corners
         self.warped_skips = params.warped_skips
+        self.output_blend = params.output_blend
         self.resize_align_corners = config.resize_align_corners
         self.num_channels = config.num_channels
         self.dense_motion_network = DenseMotionNetwork(config, guard=self.guard)
@@ -130,16 +135,31 @@ class OcclusionAwareGenerator(nn.Module):
         if occlusion is not None:
             outputs["occlusion_map"] = occlusion
         features = self.warp_and_mask(cache.features, motion["deformation"], occlusion)
+        deformed = None
+        if full_outputs or self.output_blend:
+            deformed = self.warp(cache.image, motion["deformation"])
         if full_outputs:
             outputs["sparse_deformed"] = motion["sparse_deformed"]
-            outputs["deformed"] = self.warp(cache.image, motion["deformation"])
+            outputs["deformed"] = deformed
         features = self.bottleneck(features)
         for block, skip in zip(self.up_blocks, reversed(cache.skips), strict=False):
             features = block(features) + self.warp_and_mask(skip, motion["deformation"], occlusion)
         for block in self.up_blocks[len(cache.skips) :]:
             features = block(features)
-        outputs["prediction"] = torch.sigmoid(self.final(features))
+        decoded = torch.sigmoid(self.final(features))
+        if self.output_blend:
+            visible = self.resize_map(occlusion, decoded.shape[-2:])
+            decoded = visible * deformed + (1.0 - visible) * decoded
+        outputs["prediction"] = decoded
         return outputs
+
+    def resize_map(self, occlusion: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The (B, 1, h, w) occlusion map bilinearly resized to `size` (no-op if equal)."""
+        if occlusion.shape[-2:] == size:
+            return occlusion
+        return F.interpolate(
+            occlusion, size=size, mode="bilinear", align_corners=self.resize_align_corners
+        )
 
     def warp_and_mask(
         self, features: torch.Tensor, deformation: torch.Tensor, occlusion: torch.Tensor | None
@@ -148,14 +168,7 @@ class OcclusionAwareGenerator(nn.Module):
         warped = self.warp(features, deformation)
         if occlusion is None:
             return warped
-        if occlusion.shape[-2:] != warped.shape[-2:]:
-            occlusion = F.interpolate(
-                occlusion,
-                size=warped.shape[-2:],
-                mode="bilinear",
-                align_corners=self.resize_align_corners,
-            )
-        return warped * occlusion
+        return warped * self.resize_map(occlusion, warped.shape[-2:])
 
     def forward(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kp_motion import config as config_io
 from kp_motion import paths
@@ -51,6 +52,12 @@ class GeneratorParams:
     # occlusion map, to the decoder's features of the same size (multi-scale warped skips, as
     # in later FOMM successors such as TPSMM). No new weights; false is the reference FOMM.
     warped_skips: bool
+    # Not in FOMM: the output is the source image warped by the flow at full resolution where
+    # the occlusion map says it is visible, and the decoder's image only where it is not:
+    # occlusion * warped source + (1 - occlusion) * decoded. No new weights. The decoder then
+    # only inpaints, instead of redrawing (and blurring) every pixel it could have copied.
+    # Default false, so configs saved before the field existed load unchanged.
+    output_blend: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,11 @@ def check_config(config: ModelConfig) -> None:
     _check_divisible(
         f"{where} dense_motion", config.image_size, dense.scale_factor, dense.num_blocks
     )
+    if config.generator.output_blend and not config.generator.estimate_occlusion_map:
+        raise ValueError(
+            f"{where}: generator.output_blend needs generator.estimate_occlusion_map "
+            f"(the occlusion map is the blend's weight)"
+        )
     _check_divisible(f"{where} generator", config.image_size, 1.0, config.generator.num_down_blocks)
     heatmap_side = min(config.image_size) * detector.scale_factor + 2 * detector.pad - 6
     if heatmap_side < 2:
@@ -164,3 +176,23 @@ def with_widths(config: ModelConfig, **changes: dict) -> ModelConfig:
     for section, values in changes.items():
         sections[section] = dataclasses.replace(getattr(config, section), **values)
     return dataclasses.replace(config, **sections)
+
+
+def config_differences(old: ModelConfig, new: ModelConfig) -> list[str]:
+    """'section.field: old -> new' for every setting that differs, e.g. for a log line."""
+
+    def flat(data: dict, prefix: str = "") -> dict[str, Any]:
+        found = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                found.update(flat(value, f"{prefix}{key}."))
+            else:
+                found[f"{prefix}{key}"] = value
+        return found
+
+    before, after = flat(config_io.to_dict(old)), flat(config_io.to_dict(new))
+    return [
+        f"{key}: {before.get(key)} -> {after.get(key)}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]

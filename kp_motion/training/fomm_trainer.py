@@ -33,8 +33,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from kp_motion import config as config_io
-from kp_motion.models.checkpoint import build_models, load_model, save_checkpoint
-from kp_motion.models.model_config import ModelConfig, load_profile
+from kp_motion.models.checkpoint import build_models, load_model, save_checkpoint, strict_load
+from kp_motion.models.model_config import ModelConfig, config_differences, load_profile
 from kp_motion.training import distributed
 from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import CsvLog
@@ -239,7 +239,7 @@ class FommTrainer:
         # Same initial weights on every process (DDP also broadcasts rank 0's at wrap time).
         seed_everything(settings.seed)
         self.model_config, self.kp_detector, self.generator = self._build_models(
-            model_config, resume_folder or init_from
+            model_config, resume_folder or init_from, resuming=resume_folder is not None
         )
         if init_from is not None:
             self.extra_meta["initialised_from"] = str(init_from)
@@ -301,21 +301,35 @@ class FommTrainer:
     # ------------------------------------------------------------------ setup
 
     def _build_models(
-        self, model_config: ModelConfig | None, weights_folder: str | Path | None
+        self, model_config: ModelConfig | None, weights_folder: str | Path | None, resuming: bool
     ) -> tuple[ModelConfig, nn.Module, nn.Module]:
-        """New models of the profile, or the weights of a checkpoint/model folder (resume or
-        init_from), which must have been trained with that same profile."""
+        """New models of the profile, or with the weights of a checkpoint/model folder.
+
+        A resumed run must have the profile it was saved with. A run started from a model's
+        weights (init_from) may change the profile where no weight changes shape, e.g. switch
+        generator.output_blend on for a trained model: the weights must load strictly."""
         wanted = model_config or load_profile(self.settings.profile)
         if weights_folder is None:
             kp_detector, generator = build_models(wanted)
             return wanted, kp_detector.train(), generator.train()
         saved_config, kp_detector, generator = load_model(weights_folder)
-        if saved_config != wanted:
+        if saved_config == wanted:
+            return saved_config, kp_detector.train(), generator.train()
+        if resuming:
             raise ValueError(
                 f"{weights_folder} was trained with profile {saved_config.name!r}, which "
                 f"differs from the requested profile {wanted.name!r}"
             )
-        return saved_config, kp_detector.train(), generator.train()
+        new_detector, new_generator = build_models(wanted)
+        where = f"{weights_folder} (profile {saved_config.name!r}) for profile {wanted.name!r}"
+        strict_load(new_detector, kp_detector.state_dict(), f"{where}, kp_detector")
+        strict_load(new_generator, generator.state_dict(), f"{where}, generator")
+        logger.info(
+            "initialised from %s, whose profile differs: %s",
+            weights_folder,
+            "; ".join(config_differences(saved_config, wanted)),
+        )
+        return wanted, new_detector.train(), new_generator.train()
 
     def _wrap_for_distributed(self, model: nn.Module) -> nn.Module:
         if not self.context.is_distributed:

@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--init-from",
         metavar="MODEL",
         help="start a new run (step 0, new optimiser) from the weights of a model or checkpoint "
-        "folder of the same profile, e.g. models/fomm-compact-64 to fine-tune the default",
+        "folder whose weights fit the profile (settings without weights, such as "
+        "generator.output_blend, may differ), e.g. models/fomm-compact-64 to fine-tune the default",
     )
     parser.add_argument(
         "--vgg19-weights",

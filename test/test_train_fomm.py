@@ -184,7 +184,10 @@ def test_training_model_terms_follow_the_settings():
     torch.manual_seed(0)
     model_config = tiny_model_config(estimate_jacobian=False)
     losses = dataclasses.replace(
-        tiny_train_config().losses, perceptual_weights=(1.0, 1.0, 0.0, 0.0, 1.0)
+        tiny_train_config().losses,
+        perceptual_weights=(1.0, 1.0, 0.0, 0.0, 1.0),
+        mask_balance=0.0,
+        keypoint_concentration=0.5,
     )
     kp_detector, generator = build_models(model_config)
     with pytest.raises(ValueError, match="no VGG19 weights were given"):
@@ -192,8 +195,11 @@ def test_training_model_terms_follow_the_settings():
     model = FommTrainingModel(kp_detector, generator, losses, False, vgg=Vgg19Features())
     frames = torch.rand(2, 2, 3, 32, 32)
     terms, generated = model(frames[0], frames[1])
-    # No Jacobian term for a detector without Jacobians; the perceptual term is there.
-    assert set(terms) == {"reconstruction_l1", "ssim", "perceptual", "equivariance_value"}
+    # No Jacobian term for a detector without Jacobians, none for a zero weight; the
+    # perceptual and concentration terms are there.
+    assert set(terms) == {
+        "reconstruction_l1", "ssim", "perceptual", "equivariance_value", "keypoint_concentration"
+    }  # fmt: skip
     assert generated["prediction"].shape == (2, 3, 32, 32)
     assert generated["kp_driving"].shape == (2, model_config.num_kp, 2)
     torch.stack(list(terms.values())).sum().backward()

@@ -315,20 +315,17 @@ class FommTrainer:
         saved_config, kp_detector, generator = load_model(weights_folder)
         if saved_config == wanted:
             return saved_config, kp_detector.train(), generator.train()
+        differences = "; ".join(config_differences(saved_config, wanted))
         if resuming:
             raise ValueError(
                 f"{weights_folder} was trained with profile {saved_config.name!r}, which "
-                f"differs from the requested profile {wanted.name!r}"
+                f"differs from the requested profile {wanted.name!r} ({differences})"
             )
         new_detector, new_generator = build_models(wanted)
         where = f"{weights_folder} (profile {saved_config.name!r}) for profile {wanted.name!r}"
         strict_load(new_detector, kp_detector.state_dict(), f"{where}, kp_detector")
         strict_load(new_generator, generator.state_dict(), f"{where}, generator")
-        logger.info(
-            "initialised from %s, whose profile differs: %s",
-            weights_folder,
-            "; ".join(config_differences(saved_config, wanted)),
-        )
+        logger.info("initialised from %s, whose profile differs: %s", weights_folder, differences)
         return wanted, new_detector.train(), new_generator.train()
 
     def _wrap_for_distributed(self, model: nn.Module) -> nn.Module:

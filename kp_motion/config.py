@@ -102,3 +102,24 @@ def load(cls: type[T], path: str | Path) -> T:
 
 def save(instance: Any, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(instance), sort_keys=False))
+
+
+def differences(old: Any, new: Any) -> list[str]:
+    """'section.field: old -> new' for every setting that differs between two dataclasses of one
+    type (nested dataclasses flattened with dots), e.g. for an error or a log line."""
+
+    def flat(data: dict, prefix: str = "") -> dict[str, Any]:
+        found = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                found.update(flat(value, f"{prefix}{key}."))
+            else:
+                found[f"{prefix}{key}"] = value
+        return found
+
+    before, after = flat(to_dict(old)), flat(to_dict(new))
+    return [
+        f"{key}: {before.get(key)} -> {after.get(key)}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from kp_motion import config as config_io
 from kp_motion import paths
@@ -176,23 +175,3 @@ def with_widths(config: ModelConfig, **changes: dict) -> ModelConfig:
     for section, values in changes.items():
         sections[section] = dataclasses.replace(getattr(config, section), **values)
     return dataclasses.replace(config, **sections)
-
-
-def config_differences(old: ModelConfig, new: ModelConfig) -> list[str]:
-    """'section.field: old -> new' for every setting that differs, e.g. for a log line."""
-
-    def flat(data: dict, prefix: str = "") -> dict[str, Any]:
-        found = {}
-        for key, value in data.items():
-            if isinstance(value, dict):
-                found.update(flat(value, f"{prefix}{key}."))
-            else:
-                found[f"{prefix}{key}"] = value
-        return found
-
-    before, after = flat(config_io.to_dict(old)), flat(config_io.to_dict(new))
-    return [
-        f"{key}: {before.get(key)} -> {after.get(key)}"
-        for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key)
-    ]

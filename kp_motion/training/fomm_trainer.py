@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from kp_motion import config as config_io
 from kp_motion.models.checkpoint import build_models, load_model, save_checkpoint, strict_load
-from kp_motion.models.model_config import ModelConfig, config_differences, load_profile
+from kp_motion.models.model_config import ModelConfig, load_profile
 from kp_motion.training import distributed
 from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import CsvLog
@@ -315,7 +315,7 @@ class FommTrainer:
         saved_config, kp_detector, generator = load_model(weights_folder)
         if saved_config == wanted:
             return saved_config, kp_detector.train(), generator.train()
-        differences = "; ".join(config_differences(saved_config, wanted))
+        differences = "; ".join(config_io.differences(saved_config, wanted))
         if resuming:
             raise ValueError(
                 f"{weights_folder} was trained with profile {saved_config.name!r}, which "

@@ -23,12 +23,18 @@ from kp_motion.training.samples import (
 )
 
 
-def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path, capsys):
+def _untrained_checkpoint(tmp_path):
+    """A tiny untrained model saved as a project checkpoint: (config, detector, generator, path)."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     config = tiny_model_config()
     kp_detector, generator = build_models(config, "cpu")
-    checkpoint = save_checkpoint(tmp_path / "model", config, kp_detector, generator)
+    return config, kp_detector, generator, save_checkpoint(tmp_path / "model", config,
+                                                           kp_detector, generator)
+
+
+def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path, capsys):
+    config, kp_detector, generator, checkpoint = _untrained_checkpoint(tmp_path)
     dataset = make_tiny_dataset(tmp_path / "data", train_videos=1, test_videos=2, frames=6)
 
     output = tmp_path / "strip.png"
@@ -49,6 +55,31 @@ def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path
     assert np.abs(row1[:, :32].astype(int) - expected[0].astype(int)).max() <= 1
     printed = capsys.readouterr().out
     assert "mean L1 per video" in printed and "still source" in printed
+
+
+def test_samples_keypoints_are_drawn_on_the_driving_rows_only(tmp_path):
+    config, kp_detector, generator, checkpoint = _untrained_checkpoint(tmp_path)
+    dataset = make_tiny_dataset(tmp_path / "data", train_videos=1, test_videos=1, frames=4)
+    strips = {}
+    for name, extra in (("plain", []), ("keypoints", ["--keypoints"])):
+        strips[name] = tmp_path / f"{name}.png"
+        assert main(["samples", str(dataset), "-o", str(strips[name]), "--checkpoint",
+                     str(checkpoint), "--videos", "1", "--frames", "2", "--zoom", "2",
+                     "--device", "cpu", *extra]) == 0  # fmt: skip
+    plain, drawn = (video_io.read_image(strips[name]) for name in ("plain", "keypoints"))
+    size, gap = 64, 4  # 32 px frames at zoom 2; the gap grows with the zoom
+    assert plain.shape == drawn.shape == (2 * size + gap, 2 * size + gap, 3)
+    # The reconstruction row is untouched; the driving row has a dot at each keypoint.
+    assert np.array_equal(plain[size + gap :], drawn[size + gap :])
+    frame = video_io.read_video(dataset / "test" / "video0")[0]
+    animator = Animator(kp_detector, generator, config, mode="absolute")
+    positions = animator.detect(video_io.to_tensor(frame[None]))["value"][0].numpy()
+    changed = np.any(plain[:size, :size] != drawn[:size, :size], axis=-1)
+    for x, y in positions:
+        column, row = (round((x + 1) / 2 * (size - 1)), round((y + 1) / 2 * (size - 1)))
+        if 0 <= column < size and 0 <= row < size:
+            assert changed[row, column]
+    assert changed.mean() < 0.5  # dots, not a repaint
 
 
 def test_samples_refuses_a_non_png_output(tmp_path, capsys):

@@ -20,6 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=8, help="frames per row (default: 8)")
     parser.add_argument("--max-frames", type=int, help="read only the first N frames")
     parser.add_argument("--zoom", type=int, default=2, help="pixel repeat factor (default: 2)")
+    parser.add_argument(
+        "--keypoints", action="store_true",
+        help="draw each driving frame's detected keypoints on it (one colour per keypoint)",
+    )  # fmt: skip
     parser.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
 
 
@@ -45,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         args.dataset, args.split, size=config.image_size[0], max_frames=args.max_frames
     )
     animator = Animator(kp_detector, generator, config, mode="absolute")
-    errors = write_sample_strip(animator, dataset, args.output, args.videos, args.frames, args.zoom)
+    errors = write_sample_strip(
+        animator, dataset, args.output, args.videos, args.frames, args.zoom, args.keypoints
+    )
     shown = ", ".join(f"{error:.4f}" for error in errors)
     print(f"kp-motion samples: {args.output} ({len(errors)} videos, mean L1 per video: {shown})")
     per_video = video_diagnostics(animator, dataset, args.videos)

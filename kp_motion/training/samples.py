@@ -22,7 +22,7 @@ import torch
 from kp_motion.data import video_io
 from kp_motion.data.datasets import VideoDataset
 from kp_motion.evaluation.report import frame_mosaic
-from kp_motion.models.animator import Animator
+from kp_motion.models.animator import Animator, draw_keypoints
 from kp_motion.training.losses import heatmap_spread, keypoints_in_use
 
 DIAGNOSTICS = ("rendered", "still", "warped", "self", "heatmap_spread", "keypoints_in_use")
@@ -37,18 +37,35 @@ def reconstruct(animator: Animator, video: torch.Tensor) -> torch.Tensor:
 
 
 def sample_rows(
-    animator: Animator, dataset: VideoDataset, num_videos: int, num_frames: int
+    animator: Animator,
+    dataset: VideoDataset,
+    num_videos: int,
+    num_frames: int,
+    zoom: int = 1,
+    keypoints: bool = False,
 ) -> tuple[list[np.ndarray], list[float]]:
-    """Mosaic rows (driving, reconstruction, ...) and the mean L1 of each sampled video."""
+    """Mosaic rows (driving, reconstruction, ...) of frames zoomed `zoom` times, with each driving
+    frame's detected keypoints drawn on it when `keypoints`, and the mean L1 of each video."""
     rows, errors = [], []
     for index in range(min(num_videos, len(dataset))):
         video = dataset[index]["video"]
         reconstruction = reconstruct(animator, video).cpu()
         errors.append(float((reconstruction - video).abs().mean()))
         picks = np.linspace(0, len(video) - 1, num_frames).round().astype(int)
-        rows.append(video_io.from_tensor(video[picks]))
-        rows.append(video_io.from_tensor(reconstruction[picks]))
+        driving = _zoomed(video_io.from_tensor(video[picks]), zoom)
+        if keypoints:
+            positions = animator.detect(video[picks])["value"].cpu().numpy()
+            radius = max(1, driving.shape[1] // 48)
+            driving = np.stack([draw_keypoints(frame, kp, radius)
+                                for frame, kp in zip(driving, positions, strict=True)])
+        rows.append(driving)
+        rows.append(_zoomed(video_io.from_tensor(reconstruction[picks]), zoom))
     return rows, errors
+
+
+def _zoomed(frames: np.ndarray, zoom: int) -> np.ndarray:
+    """(N, H, W, 3) frames with every pixel repeated `zoom` times: small frames stay readable."""
+    return frames.repeat(zoom, axis=1).repeat(zoom, axis=2)
 
 
 def write_sample_strip(
@@ -58,14 +75,13 @@ def write_sample_strip(
     num_videos: int = 4,
     num_frames: int = 8,
     zoom: int = 2,
+    keypoints: bool = False,
 ) -> list[float]:
-    """Write the strip PNG (pixels repeated `zoom` times, small frames stay readable)."""
+    """Write the strip PNG; `keypoints` draws the detected keypoints on the driving frames."""
     if len(dataset) == 0:
         raise ValueError("the dataset split has no readable videos")
-    rows, errors = sample_rows(animator, dataset, num_videos, num_frames)
-    mosaic = frame_mosaic(rows)
-    mosaic = mosaic.repeat(zoom, axis=0).repeat(zoom, axis=1)
-    video_io.write_image(path, mosaic)
+    rows, errors = sample_rows(animator, dataset, num_videos, num_frames, zoom, keypoints)
+    video_io.write_image(path, frame_mosaic(rows, gap=2 * zoom))
     return errors
 
 

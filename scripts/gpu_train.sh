@@ -74,6 +74,9 @@ kp_motion train fomm "$dataset" -o "$work/run" "${common[@]}" --set "epochs=$epo
 echo "gpu_train: trained in $(( $(date +%s) - started )) s"
 kp_motion samples "$dataset" --checkpoint "$work/run/model" -o "$output/reconstructions.png" \
   --device "$device" 2>&1 | tee -a "$work/run.log"
+# What the model card judges the arms by: per-kind numbers on 40 test videos, keypoints drawn.
+kp_motion samples "$dataset" --checkpoint "$work/run/model" -o "$output/keypoints40.png" \
+  --videos 40 --max-frames 32 --keypoints --device "$device" 2>&1 | tee -a "$work/run.log"
 cp "$work/run/model/model.yaml" "$work/run/model/weights.safetensors" "$work/run/train_log.csv" \
   "$work/run/validation.csv" "$work/run.log" "$output/"
 echo "gpu_train: model, logs and samples in $output"

@@ -132,7 +132,7 @@ def test_gpu_train_script_fits_epochs_to_the_budget_and_collects_the_results(set
     assert f"({epochs} epochs) in" in finished.stdout
     assert "diagnostics (mean L1" in finished.stdout
     wanted = {"model.yaml", "weights.safetensors", "train_log.csv", "validation.csv",
-              "run.log", "reconstructions.png"}  # fmt: skip
+              "run.log", "reconstructions.png", "keypoints40.png"}  # fmt: skip
     assert {path.name for path in out.iterdir()} == wanted
     config, _, _ = load_model(out)
     assert config == tiny_model_config()

@@ -207,21 +207,37 @@ def test_training_model_terms_follow_the_settings():
     assert all(p.grad is None for p in model.vgg.parameters())
 
 
-def test_keypoint_concentration_term_sharpens_the_heatmaps():
-    """The optional spread term is reported under its own name, and descending it alone makes
-    the detector's heatmaps narrower."""
+def _descend_one_term(term: str, steps: int = 15, **loss_changes) -> list[float]:
+    """The values of one optional loss term while Adam descends it alone, on the detector."""
     torch.manual_seed(0)
-    model_config = tiny_model_config()
-    losses = dataclasses.replace(tiny_train_config().losses, keypoint_concentration=1.0)
-    kp_detector, generator = build_models(model_config)
+    losses = dataclasses.replace(tiny_train_config().losses, **loss_changes)
+    kp_detector, generator = build_models(tiny_model_config())
     model = FommTrainingModel(kp_detector, generator, losses, estimate_jacobian=True)
     frames = torch.rand(2, 2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     optimizer = torch.optim.Adam(kp_detector.parameters(), lr=1e-2)
-    spreads = []
-    for _ in range(15):
+    values = []
+    for _ in range(steps):
         terms, _ = model(frames[0], frames[1])
-        spreads.append(float(terms["keypoint_concentration"].detach()))
+        values.append(float(terms[term].detach()))
         optimizer.zero_grad()
-        terms["keypoint_concentration"].backward()
+        terms[term].backward()
         optimizer.step()
+    return values
+
+
+def test_keypoint_separation_term_spreads_the_keypoints():
+    """The optional separation term is reported under its own name, and descending it alone
+    moves the detector's keypoints apart."""
+    closeness = _descend_one_term(
+        "keypoint_separation", keypoint_separation=1.0, keypoint_separation_sigma=0.3
+    )
+    assert closeness[-1] < 0.5 * closeness[0]
+    with pytest.raises(ValueError, match="keypoint_separation_sigma must be positive"):
+        dataclasses.replace(tiny_train_config().losses, keypoint_separation_sigma=0.0)
+
+
+def test_keypoint_concentration_term_sharpens_the_heatmaps():
+    """The optional spread term is reported under its own name, and descending it alone makes
+    the detector's heatmaps narrower."""
+    spreads = _descend_one_term("keypoint_concentration", keypoint_concentration=1.0)
     assert spreads[-1] < 0.8 * spreads[0]

@@ -188,6 +188,23 @@ def test_heatmap_spread_is_zero_for_a_point_and_large_for_a_flat_map():
     assert float(heatmap_spread(flat, torch.zeros(1, 1, 2))) == pytest.approx(expected, rel=1e-4)
 
 
+def test_keypoint_separation_counts_close_neighbours():
+    from kp_motion.training.losses import keypoint_separation
+
+    coincident = torch.zeros(2, 4, 2)  # 4 keypoints on one spot: 3 neighbours each
+    assert float(keypoint_separation(coincident, sigma=0.1)) == pytest.approx(3.0)
+    corners = torch.tensor([[[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]]])
+    assert float(keypoint_separation(corners, sigma=0.1)) == pytest.approx(0.0, abs=1e-6)
+    # Two keypoints 0.1 apart at sigma 0.1: exp(-1/2) for each of them.
+    pair = torch.tensor([[[0.0, 0.0], [0.1, 0.0]]])
+    assert float(keypoint_separation(pair, sigma=0.1)) == pytest.approx(math.exp(-0.5), rel=1e-5)
+    # Its gradient pushes them apart along the line that joins them.
+    pair.requires_grad_(True)
+    keypoint_separation(pair, sigma=0.1).backward()
+    assert pair.grad[0, 0, 0] > 0 > pair.grad[0, 1, 0]  # descending moves 0 left, 1 right
+    assert torch.allclose(pair.grad[..., 1], torch.zeros(1, 2))
+
+
 def test_mask_balance_penalises_the_keypoints_whose_masks_are_empty():
     from kp_motion.training.losses import mask_balance
 

@@ -69,6 +69,7 @@ LOSS_TERMS = (
     "equivariance_value",
     "equivariance_jacobian",
     "keypoint_concentration",
+    "keypoint_separation",
     "mask_balance",
     "generator_gan",
     "feature_matching",

@@ -16,6 +16,7 @@ from kp_motion.training.losses import (
     equivariance_losses,
     heatmap_spread,
     image_pyramid,
+    keypoint_separation,
     mask_balance,
     perceptual_loss,
     pyramid_l1,
@@ -103,6 +104,12 @@ class FommTrainingModel(nn.Module):
             spreads = [heatmap_spread(kp["heatmap"], kp["value"]) for kp in (kp_source, kp_driving)]
             losses["keypoint_concentration"] = settings.keypoint_concentration * (
                 0.5 * (spreads[0] + spreads[1])
+            )
+        if settings.keypoint_separation > 0:
+            separations = [keypoint_separation(kp["value"], settings.keypoint_separation_sigma)
+                           for kp in (kp_source, kp_driving)]  # fmt: skip
+            losses["keypoint_separation"] = settings.keypoint_separation * (
+                0.5 * (separations[0] + separations[1])
             )
         if settings.mask_balance > 0:
             losses["mask_balance"] = settings.mask_balance * mask_balance(

@@ -307,6 +307,19 @@ def heatmap_spread(heatmaps: torch.Tensor, positions: torch.Tensor) -> torch.Ten
     return torch.sqrt(variance + 1e-8).mean()
 
 
+def keypoint_separation(positions: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Mean over batch and keypoints of sum_{j != k} exp(-|kp_k - kp_j|^2 / (2 sigma^2)) for
+    (B, K, 2) keypoints ([-1, 1] units): about K - 1 when all coincide, 0 when they are far apart.
+
+    Broad heatmaps of one object end up nearly identical, so several keypoints sit on its
+    centroid and express one motion between them; pushing them apart makes each cover a
+    different part (the separation prior of unsupervised landmark discovery)."""
+    squared = (positions[:, :, None] - positions[:, None]).square().sum(dim=-1)  # (B, K, K)
+    closeness = torch.exp(-squared / (2 * sigma**2))
+    others = closeness.sum(dim=-1) - 1  # every keypoint is at distance 0 from itself
+    return others.mean()
+
+
 # Share of the frame (mean over a video's frames) a keypoint's dense-motion mask must hold for
 # the keypoint to count as in use; the masks of collapsed or dead keypoints stay near 0.
 MASK_IN_USE = 0.01

@@ -74,6 +74,10 @@ class LossSettings:
     # Weight of the mean spread of the keypoint heatmaps (not in FOMM; 0 = off). Pulls broad
     # heatmaps, whose keypoints sit on object centroids, towards distinct parts.
     keypoint_concentration: float
+    # Weight of a penalty on keypoints closer than about keypoint_separation_sigma to each
+    # other (not in FOMM; 0 = off): redundant keypoints on one centroid are pushed onto parts.
+    keypoint_separation: float
+    keypoint_separation_sigma: float
     # Weight of the mask-balance term (not in FOMM; 0 = off): a penalty on every keypoint whose
     # dense-motion mask holds less than mask_balance_floor of the batch's pixels, so that no
     # keypoint dies (as in mixture-of-experts load balancing).
@@ -87,12 +91,18 @@ class LossSettings:
             self.equivariance_value,
             self.equivariance_jacobian,
             self.keypoint_concentration,
+            self.keypoint_separation,
             self.mask_balance,
         )
         if any(weight < 0 for weight in weights):
             raise ValueError("loss weights must be >= 0")
         if not any(reconstruction_weights):
             raise ValueError("losses: at least one image reconstruction weight must be non-zero")
+        if self.keypoint_separation_sigma <= 0:
+            raise ValueError(
+                "losses.keypoint_separation_sigma must be positive, got "
+                f"{self.keypoint_separation_sigma}"
+            )
         if not 0 < self.mask_balance_floor < 1:
             raise ValueError(
                 f"losses.mask_balance_floor must be in (0, 1), got {self.mask_balance_floor}"

@@ -312,8 +312,9 @@ def keypoint_separation(positions: torch.Tensor, sigma: float) -> torch.Tensor:
     (B, K, 2) keypoints ([-1, 1] units): about K - 1 when all coincide, 0 when they are far apart.
 
     Broad heatmaps of one object end up nearly identical, so several keypoints sit on its
-    centroid and express one motion between them; pushing them apart makes each cover a
-    different part (the separation prior of unsupervised landmark discovery)."""
+    centroid and express one motion between them; this pushes them apart, the separation prior
+    of unsupervised landmark discovery. (On compact-64 they spread around the object, not onto
+    its parts: models/fomm-compact-64/MODEL_CARD.md.)"""
     squared = (positions[:, :, None] - positions[:, None]).square().sum(dim=-1)  # (B, K, K)
     closeness = torch.exp(-squared / (2 * sigma**2))
     others = closeness.sum(dim=-1) - 1  # every keypoint is at distance 0 from itself

@@ -75,7 +75,7 @@ class LossSettings:
     # heatmaps, whose keypoints sit on object centroids, towards distinct parts.
     keypoint_concentration: float
     # Weight of a penalty on keypoints closer than about keypoint_separation_sigma to each
-    # other (not in FOMM; 0 = off): redundant keypoints on one centroid are pushed onto parts.
+    # other (not in FOMM; 0 = off): pulls apart redundant keypoints that share a centroid.
     keypoint_separation: float
     keypoint_separation_sigma: float
     # Weight of the mask-balance term (not in FOMM; 0 = off): a penalty on every keypoint whose

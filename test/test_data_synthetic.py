@@ -12,7 +12,7 @@ from kp_motion import config as config_io
 from kp_motion.cli.main import main as cli_main
 from kp_motion.data import synthetic, video_io
 from kp_motion.data.synthetic import KindMix, SynthConfig
-from kp_motion.data.synthetic_scenes import KINDS, smooth_random_walk
+from kp_motion.data.synthetic_scenes import KINDS, Scene, build_scene, smooth_random_walk
 
 TINY = SynthConfig(
     seed=7, size=32, num_train=4, num_test=2, num_frames=6, format="png", supersample=2
@@ -98,6 +98,63 @@ def test_larger_resolution_renders() -> None:
         "quadruped", seed=1, size=128, num_frames=2, fps=25.0, supersample=2
     )
     assert frames.shape == (2, 128, 128, 3)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_part_poses_lie_on_their_parts_and_some_move(kind: str) -> None:
+    """Each part's pose maps its local frame onto the part as drawn: the centre and points a
+    third of the way out along both local axes are on the part (drawn alone on magenta)."""
+    canvas, frames = 64, 12
+    scene, _ = build_scene(kind, np.random.default_rng(4), frames, 25.0, canvas)
+    poses = scene.part_poses()
+    assert poses.shape == (frames, len(scene.layers), 2, 3)
+    centres = poses[..., 2]
+    assert np.linalg.norm(centres - centres[:1], axis=-1).max() > 0.02  # the figure moves
+    magenta = np.zeros((canvas, canvas, 3), np.uint8)
+    magenta[..., [0, 2]] = 255  # in no texture's palette
+    local_points = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]]) / 3
+    for index, layer in enumerate(scene.layers):
+        alone = Scene(magenta, [layer], scene.outline_px)
+        for frame in (0, frames - 1):
+            image = alone.render(frame, canvas)
+            pose = poses[frame, index]
+            for point in local_points @ pose[:, :2].T + pose[:, 2]:
+                x, y = np.round(point * canvas - 0.5).astype(int)
+                if 0 <= x < canvas and 0 <= y < canvas:  # arm bases sit on the border
+                    assert not np.array_equal(image[y, x], magenta[0, 0]), (kind, index, frame)
+
+
+def test_blob_pose_inverts_the_mapping_the_blob_is_drawn_with() -> None:
+    scene, _ = build_scene("blob", np.random.default_rng(5), 6, 25.0, 64)
+    for layer in scene.layers:
+        local = np.array([0.7, -0.4])
+        for frame, pose in enumerate(layer.poses):
+            offset = pose[:, :2] @ local  # image units, from the centre
+            cos, sin = np.cos(layer.rotations[frame]), np.sin(layer.rotations[frame])
+            stretch, radius = layer.stretch[frame], layer.radius
+            # BlobLayer.draw's image -> local map (per normalised unit rather than pixel).
+            along = (cos * offset[0] + sin * offset[1]) / (stretch * radius)
+            across = (-sin * offset[0] + cos * offset[1]) * stretch / radius
+            np.testing.assert_allclose([along, across], local, atol=1e-9)
+            np.testing.assert_array_equal(pose[:, 2], layer.centres[frame])
+
+
+def test_video_part_poses_follow_the_manifest(tmp_path: Path) -> None:
+    assert synthetic.video_part_poses(tmp_path, "test") == {}  # no manifest
+    synthetic.generate_dataset(TINY, tmp_path, progress=False)
+    poses = synthetic.video_part_poses(tmp_path, "test")
+    specs = [spec for spec in synthetic.plan_videos(TINY) if spec.split == "test"]
+    assert sorted(poses) == sorted(spec.name for spec in specs)
+    canvas = TINY.size * TINY.supersample
+    for spec in specs:
+        rng = np.random.default_rng(spec.seed)
+        scene, _ = build_scene(spec.kind, rng, TINY.num_frames, TINY.fps, canvas)
+        assert np.array_equal(poses[spec.name], scene.part_poses())
+    manifest = tmp_path / synthetic.MANIFEST_NAME
+    current = f"generator_version: {synthetic.GENERATOR_VERSION}"
+    manifest.write_text(manifest.read_text().replace(current, "generator_version: -1"))
+    with pytest.raises(ValueError, match="generator version -1.*cannot be rebuilt"):
+        synthetic.video_part_poses(tmp_path, "test")
 
 
 def test_random_walk_is_bounded_and_smooth() -> None:

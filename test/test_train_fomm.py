@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
 from train_helpers import make_tiny_dataset, tiny_model_config, tiny_train_config
 
+from kp_motion.data.synthetic import SynthConfig, generate_dataset
 from kp_motion.models.checkpoint import build_models, load_model, read_checkpoint_meta
 from kp_motion.training.csv_log import read_log
 from kp_motion.training.fomm_trainer import FommTrainer, load_training_data, lr_factor
@@ -165,6 +167,28 @@ def test_too_small_a_dataset_for_the_batch_is_a_clear_error(dataset_root, tmp_pa
         _trainer(dataset_root, tmp_path, batch_size=64)
 
 
+def test_part_following_trains_on_a_synthetic_dataset_and_needs_one(dataset_root, tmp_path):
+    settings = tiny_train_config()
+    settings = dataclasses.replace(
+        settings,
+        losses=dataclasses.replace(settings.losses, part_following=5, part_following_jacobian=1),
+    )
+    model_config = tiny_model_config()
+    with pytest.raises(ValueError, match="part_following needs part poses.*kp-motion synth"):
+        load_training_data(dataset_root, settings, model_config, progress=False)
+    tiny = SynthConfig(seed=2, size=32, num_train=4, num_test=1, num_frames=10, format="png",
+                       supersample=2)  # fmt: skip
+    generate_dataset(tiny, tmp_path / "synth", progress=False)
+    data = load_training_data(tmp_path / "synth", settings, model_config, progress=False)
+    trainer = FommTrainer(settings, data, tmp_path / "run", model_config=model_config,
+                          show_progress=False)  # fmt: skip
+    trainer.run()
+    log = read_log(tmp_path / "run" / "train_log.csv")
+    assert len(log) == 4
+    assert all(float(row[term]) > 0 for row in log
+               for term in ("part_following", "part_following_jacobian"))  # fmt: skip
+
+
 def test_learning_rate_schedules():
     multistep = tiny_train_config(epochs=10)
     multistep = dataclasses.replace(
@@ -207,8 +231,9 @@ def test_training_model_terms_follow_the_settings():
     assert all(p.grad is None for p in model.vgg.parameters())
 
 
-def _descend_one_term(term: str, steps: int = 15, **loss_changes) -> list[float]:
-    """The values of one optional loss term while Adam descends it alone, on the detector."""
+def _descend_one_term(term: str, steps: int = 15, parts=None, **loss_changes) -> list[float]:
+    """The values of one optional loss term while Adam descends it alone, on the detector
+    (`parts`: the batch's part poses, for the part-following term)."""
     torch.manual_seed(0)
     losses = dataclasses.replace(tiny_train_config().losses, **loss_changes)
     kp_detector, generator = build_models(tiny_model_config())
@@ -217,7 +242,7 @@ def _descend_one_term(term: str, steps: int = 15, **loss_changes) -> list[float]
     optimizer = torch.optim.Adam(kp_detector.parameters(), lr=1e-2)
     values = []
     for _ in range(steps):
-        terms, _ = model(frames[0], frames[1])
+        terms, _ = model(frames[0], frames[1], parts)
         values.append(float(terms[term].detach()))
         optimizer.zero_grad()
         terms[term].backward()
@@ -234,6 +259,33 @@ def test_keypoint_separation_term_spreads_the_keypoints():
     assert closeness[-1] < 0.5 * closeness[0]
     with pytest.raises(ValueError, match="keypoint_separation_sigma must be positive"):
         dataclasses.replace(tiny_train_config().losses, keypoint_separation_sigma=0.0)
+
+
+def test_part_following_term_makes_a_keypoint_move_with_the_part():
+    """Descending the part-following term alone makes some keypoint's motion between the two
+    frames match a part's; without part poses in the batch the term is a clear error."""
+
+    def poses(centres: list, turn: float) -> torch.Tensor:  # (2, 1, 2, 3), parts of size 0.1
+        cos, sin = math.cos(turn), math.sin(turn)
+        linear = 0.1 * torch.tensor([[cos, -sin], [sin, cos]]).expand(2, 1, 2, 2)
+        return torch.cat([linear, torch.tensor(centres)[..., None]], -1)
+
+    parts = {
+        "parts_source": poses([[[0.3, 0.5]], [[0.6, 0.4]]], 0.0),
+        "parts_driving": poses([[[0.45, 0.5]], [[0.6, 0.25]]], 0.4),
+        "parts_valid": torch.ones(2, 1, dtype=torch.bool),
+    }
+    misses = _descend_one_term("part_following", steps=25, parts=parts, part_following=1.0)
+    assert misses[0] > 0.05 and misses[-1] < 0.4 * misses[0]
+    # The parts turn by 0.4 radians: descending the Jacobian term alone turns the followers'
+    # Jacobians with them.
+    turns = _descend_one_term("part_following_jacobian", steps=25, parts=parts,
+                              part_following=1.0, part_following_jacobian=1.0)  # fmt: skip
+    assert turns[-1] < 0.5 * turns[0]
+    with pytest.raises(ValueError, match="batch has no part poses"):
+        _descend_one_term("part_following", steps=1, part_following=1.0)
+    with pytest.raises(ValueError, match="part_following_jacobian needs losses.part_following"):
+        dataclasses.replace(tiny_train_config().losses, part_following_jacobian=1.0)
 
 
 def test_keypoint_concentration_term_sharpens_the_heatmaps():

@@ -19,6 +19,7 @@ from kp_motion.training.losses import (
     image_pyramid,
     inverse_times,
     load_vgg19,
+    part_following,
     perceptual_loss,
     pyramid_l1,
     ssim_loss,
@@ -203,6 +204,53 @@ def test_keypoint_separation_counts_close_neighbours():
     keypoint_separation(pair, sigma=0.1).backward()
     assert pair.grad[0, 0, 0] > 0 > pair.grad[0, 1, 0]  # descending moves 0 left, 1 right
     assert torch.allclose(pair.grad[..., 1], torch.zeros(1, 2))
+
+
+def _part_poses(centres: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """(B, P, 2) centres and (B, P) turns -> (B, P, 2, 3) part poses of size 0.1."""
+    cos, sin = torch.cos(angles), torch.sin(angles)
+    linear = 0.1 * torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    return torch.cat([linear, centres[..., None]], dim=-1)
+
+
+def test_part_following_scores_the_best_following_keypoint_of_each_moving_part():
+    kp_source = {"value": torch.tensor([[[0.0, 0.0], [0.5, 0.5], [-0.5, 0.2]]]),  # [-1, 1]
+                 "jacobian": torch.eye(2).repeat(1, 3, 1, 1)}  # fmt: skip
+    kp_driving = {"value": kp_source["value"] + torch.tensor([[[0.2, 0.0], [0, 0], [0, -0.4]]]),
+                  "jacobian": torch.eye(2).repeat(1, 3, 1, 1)}  # fmt: skip
+    centres = torch.tensor([[[0.5, 0.5], [0.2, 0.2], [0.7, 0.7], [0.1, 0.9]]])
+    # Part 0 moves as keypoint 0 (0.1 image units right), part 1 as keypoint 2 would if it
+    # moved 0.1 further, part 2 moves less than PART_MIN_MOTION, part 3 is padding. Part 0
+    # turns by 0.5 radians between the frames; the keypoints' Jacobians do not.
+    moved = centres + torch.tensor([[[0.1, 0.0], [0.0, -0.3], [0.01, 0.0], [1, 1]]])
+    parts_source = _part_poses(centres, torch.zeros(1, 4))
+    parts_driving = _part_poses(moved, torch.tensor([[-0.5, 0.0, 0.0, 0.0]]))
+    valid = torch.tensor([[True, True, True, False]])
+    terms = part_following(kp_source, kp_driving, parts_source, parts_driving, valid, True)
+    assert float(terms["part_following"]) == pytest.approx((0.0 + 0.1) / 2, abs=1e-4)
+    # The driving->source turn of part 0 is a rotation by +0.5: |I - R(0.5)| over 4 entries.
+    turn_error = (2 * (1 - math.cos(0.5)) + 2 * math.sin(0.5)) / 4
+    assert float(terms["part_following_jacobian"]) == pytest.approx(turn_error / 2, abs=1e-5)
+    # Keypoint 0's Jacobians made to turn as the part does (J_D = A_D A_S^-1 J_S, with an
+    # anisotropic J_S so that the order of the products matters): it follows part 0 exactly;
+    # the padding part's zero pose does not get in the way.
+    stretched = torch.diag(torch.tensor([2.0, 1.0]))
+    kp_source["jacobian"] = kp_source["jacobian"].clone()
+    kp_source["jacobian"][0, 0] = stretched
+    kp_driving["jacobian"] = kp_driving["jacobian"].clone()
+    kp_driving["jacobian"][0, 0] = parts_driving[0, 0, :, :2] @ torch.linalg.inv(
+        parts_source[0, 0, :, :2]) @ stretched  # fmt: skip
+    terms = part_following(kp_source, kp_driving, parts_source, parts_driving, valid, True)
+    assert float(terms["part_following_jacobian"]) == pytest.approx(0.0, abs=1e-5)
+    # Gradients reach only the followers: keypoint 1 follows no part.
+    kp_driving["value"].requires_grad_(True)
+    part_following(kp_source, kp_driving, parts_source, parts_driving, valid, False)[
+        "part_following"
+    ].backward()
+    assert float(kp_driving["value"].grad[0, 1].abs().sum()) == 0
+    assert float(kp_driving["value"].grad[0, 2, 1]) > 0  # descent moves keypoint 2 up, after part 1
+    nothing = part_following(kp_source, kp_source, parts_source, parts_source, valid, True)
+    assert float(nothing["part_following"]) == 0 and float(nothing["part_following_jacobian"]) == 0
 
 
 def test_mask_balance_penalises_the_keypoints_whose_masks_are_empty():

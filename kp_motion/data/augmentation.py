@@ -78,6 +78,18 @@ def colour_jitter(
     return np.clip(result, 0.0, 1.0).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Augmentation:
+    """One clip's augmentation: flip left-right, reverse time, colour jitter factors."""
+
+    flip: bool
+    reverse: bool
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+
+
 class Augmenter:
     """Callable applying an AugmentationConfig to a clip (T, H, W, 3) float32 in [0, 1]."""
 
@@ -85,19 +97,29 @@ class Augmenter:
         self.config = (config or AugmentationConfig()).validate()
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(frames, self.draw(rng))
+
+    def draw(self, rng: np.random.Generator) -> Augmentation:
+        """The random decisions for one clip (what a caller with point data must mirror too)."""
         config = self.config
         # Draw every random number up front, in a fixed order, whatever is enabled: the same
         # seed then gives the same decisions for each property.
-        flip = rng.random() < config.horizontal_flip
-        reverse = rng.random() < config.time_flip
-        brightness = _factor(rng, config.brightness)
-        contrast = _factor(rng, config.contrast)
-        saturation = _factor(rng, config.saturation)
-        hue = float(rng.uniform(-config.hue, config.hue))
-        if flip:
+        return Augmentation(
+            flip=bool(rng.random() < config.horizontal_flip),
+            reverse=bool(rng.random() < config.time_flip),
+            brightness=_factor(rng, config.brightness),
+            contrast=_factor(rng, config.contrast),
+            saturation=_factor(rng, config.saturation),
+            hue=float(rng.uniform(-config.hue, config.hue)),
+        )
+
+    @staticmethod
+    def apply(frames: np.ndarray, drawn: Augmentation) -> np.ndarray:
+        if drawn.flip:
             frames = frames[:, :, ::-1]
-        if reverse:
+        if drawn.reverse:
             frames = frames[::-1]
-        if (brightness, contrast, saturation, hue) != (1.0, 1.0, 1.0, 0.0):
-            frames = colour_jitter(frames, brightness, contrast, saturation, hue)
+        jitter = (drawn.brightness, drawn.contrast, drawn.saturation, drawn.hue)
+        if jitter != (1.0, 1.0, 1.0, 0.0):
+            frames = colour_jitter(frames, *jitter)
         return np.ascontiguousarray(frames, dtype=np.float32)

@@ -229,6 +229,12 @@ class FramesDataset(_VideoCollection):
     and augmentation; without it, the per-item seed is drawn from torch's generator, so
     torch.manual_seed (and DataLoader's per-worker seeding) makes runs repeatable. Evaluation
     datasets (`is_train=False`) are not augmented and use seed 0 unless given one.
+
+    `part_poses` ({video name: (T, P, 2, 3) local->image affines of its parts in [0, 1] image
+    units}, from data.synthetic.video_part_poses) adds where the parts are in both frames,
+    flipped and time-reversed with the frames: "parts_source" and "parts_driving" (P_max, 2, 3)
+    float32 and "parts_valid" (P_max,) bool, padded to the most parts of any video so that
+    batches stack.
     """
 
     def __init__(
@@ -244,6 +250,7 @@ class FramesDataset(_VideoCollection):
         seed: int | None = None,
         progress: bool = False,
         max_frame_gap: int | None = None,
+        part_poses: dict[str, np.ndarray] | None = None,
     ) -> None:
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -256,6 +263,8 @@ class FramesDataset(_VideoCollection):
         self.augment = Augmenter(augmentation) if is_train else None
         self.seed = seed if (seed is not None or is_train) else 0
         self.epoch = 0
+        self.part_poses = part_poses
+        self.max_parts = max((poses.shape[1] for poses in (part_poses or {}).values()), default=0)
 
     def set_epoch(self, epoch: int) -> None:
         """With a fixed seed, give each epoch different pairs (like DistributedSampler)."""
@@ -274,25 +283,53 @@ class FramesDataset(_VideoCollection):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         rng = self._rng(index)
 
+        picked: list[np.ndarray] = []  # the frame indices, for the part poses
+
         def pick_pair(count: int) -> np.ndarray:
-            if count < 2:
-                return np.zeros(2, dtype=int)
-            if self.max_frame_gap is None:
-                return np.sort(rng.choice(count, size=2, replace=False))
-            first = int(rng.integers(count))
-            gap = self.max_frame_gap
-            neighbours = np.r_[max(0, first - gap) : first, first + 1 : min(count, first + gap + 1)]
-            return np.sort([first, int(rng.choice(neighbours))])
+            picked.append(self._pick_pair(rng, count))
+            return picked[-1]
 
         video_index, pair = self._load_with_fallback(index % len(self.videos), pick_pair)
         frames = pair.astype(np.float32) / 255.0
-        if self.augment is not None:
-            frames = self.augment(frames, rng)
+        drawn = self.augment.draw(rng) if self.augment is not None else None
+        if drawn is not None:
+            frames = self.augment.apply(frames, drawn)
         tensors = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+        name = self.videos[video_index].name
+        item = {"source": tensors[0], "driving": tensors[1], "name": name}
+        if self.part_poses is not None:
+            item.update(self._pair_part_poses(name, picked[-1], drawn))
+        return item
+
+    def _pick_pair(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        if count < 2:
+            return np.zeros(2, dtype=int)
+        if self.max_frame_gap is None:
+            return np.sort(rng.choice(count, size=2, replace=False))
+        first = int(rng.integers(count))
+        gap = self.max_frame_gap
+        neighbours = np.r_[max(0, first - gap) : first, first + 1 : min(count, first + gap + 1)]
+        return np.sort([first, int(rng.choice(neighbours))])
+
+    def _pair_part_poses(self, name: str, frame_pair: np.ndarray, drawn) -> dict:
+        """The item's part poses in both frames, augmented like the frames; a video without
+        known parts (or shorter poses than frames) gives no valid part."""
+        poses = np.zeros((2, self.max_parts, 2, 3), np.float32)
+        valid = np.zeros(self.max_parts, bool)
+        video_poses = self.part_poses.get(name)
+        if video_poses is not None and frame_pair.max() < len(video_poses):
+            count = video_poses.shape[1]
+            poses[:, :count] = video_poses[frame_pair]
+            valid[:count] = True
+            if drawn is not None and drawn.flip:  # x -> 1 - x, as the image is mirrored
+                poses[..., 0, :] *= -1
+                poses[..., 0, 2] += 1.0
+            if drawn is not None and drawn.reverse:
+                poses = poses[::-1]
         return {
-            "source": tensors[0],
-            "driving": tensors[1],
-            "name": self.videos[video_index].name,
+            "parts_source": torch.from_numpy(poses[0].copy()),
+            "parts_driving": torch.from_numpy(poses[1].copy()),
+            "parts_valid": torch.from_numpy(valid),
         }
 
 

@@ -193,6 +193,12 @@ class PartLayer:
     exponent: float = ELLIPSE
     outline_colour: tuple[int, int, int] = (0, 0, 0)
 
+    @property
+    def poses(self) -> np.ndarray:
+        """(T, 2, 3) local->image affine per frame (normalised units): its last column is the
+        part's centre, its 2x2 part how the part is turned and sized."""
+        return self.affines
+
     def draw(self, canvas: np.ndarray, frame: int, outline_px: int) -> None:
         affine = to_pixels(self.affines[frame], canvas.shape[0])
         draw_textured_part(
@@ -223,6 +229,16 @@ class BlobLayer:
     coefficients: np.ndarray  # (T, K) for harmonics 2..K+1
     phases: np.ndarray  # (K,)
     outline_colour: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def poses(self) -> np.ndarray:
+        """(T, 2, 3) local->image affine per frame (normalised units) of the blob's rotating,
+        squashed frame, as draw() maps it (the outline's wobble left out)."""
+        cos, sin = np.cos(self.rotations), np.sin(self.rotations)
+        along, across = self.stretch * self.radius, self.radius / self.stretch
+        linear = np.stack([np.stack([cos * along, -sin * across], -1),
+                           np.stack([sin * along, cos * across], -1)], -2)  # fmt: skip
+        return np.concatenate([linear, self.centres[:, :, None]], axis=-1)
 
     def extent(self, frame: int) -> float:
         """Radius of a circle that holds the blob at `frame` (normalised units)."""
@@ -273,6 +289,12 @@ class Scene:
     background: np.ndarray  # (S, S, 3) uint8 on the supersampled canvas
     layers: list = field(default_factory=list)
     outline_px: int = 1
+
+    def part_poses(self) -> np.ndarray:
+        """(T, P, 2, 3) local->image affine of every part (rigid or blob) per frame, normalised
+        units [0, 1]: the ground truth a keypoint that follows a part should move with (the
+        centre, [..., 2]) and its Jacobian turn with (the 2x2 part)."""
+        return np.stack([layer.poses for layer in self.layers], axis=1)
 
     def render(self, frame: int, size: int) -> np.ndarray:
         canvas = self.background.copy()

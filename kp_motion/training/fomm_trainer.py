@@ -71,6 +71,8 @@ LOSS_TERMS = (
     "keypoint_concentration",
     "keypoint_separation",
     "mask_balance",
+    "part_following",
+    "part_following_jacobian",
     "generator_gan",
     "feature_matching",
 )
@@ -153,6 +155,7 @@ def load_training_data(
         seed=settings.seed,
         progress=progress,
         max_frame_gap=data.max_frame_gap or None,
+        part_poses=_training_part_poses(root) if settings.losses.part_following > 0 else None,
     )
     validation = None
     if (Path(root) / "test").is_dir():
@@ -168,6 +171,19 @@ def load_training_data(
     else:
         logger.warning("%s has no test/ split: training without validation", root)
     return TrainingData(train, validation)
+
+
+def _training_part_poses(root: str | Path) -> dict:
+    """The part poses losses.part_following needs, which only a synthetic dataset has."""
+    from kp_motion.data.synthetic import MANIFEST_NAME, video_part_poses
+
+    poses = video_part_poses(root, "train")
+    if not poses:
+        raise ValueError(
+            f"losses.part_following needs part poses: {root} has no {MANIFEST_NAME} with "
+            f"training videos (a dataset made by kp-motion synth); set losses.part_following=0"
+        )
+    return poses
 
 
 def open_tensorboard(log_dir: Path) -> Any | None:
@@ -488,7 +504,11 @@ class FommTrainer:
         returns the detached loss terms and the generator side's sum."""
         source = batch["source"].to(self.device, non_blocking=True)
         driving = batch["driving"].to(self.device, non_blocking=True)
-        losses, generated = self.model(source, driving)
+        parts = None
+        if "parts_valid" in batch:
+            parts = {key: batch[key].to(self.device, non_blocking=True)
+                     for key in ("parts_source", "parts_driving", "parts_valid")}  # fmt: skip
+        losses, generated = self.model(source, driving, parts)
         if self.adversarial is not None:
             losses.update(
                 self.adversarial.generator_terms(

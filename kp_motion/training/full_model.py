@@ -18,6 +18,7 @@ from kp_motion.training.losses import (
     image_pyramid,
     keypoint_separation,
     mask_balance,
+    part_following,
     perceptual_loss,
     pyramid_l1,
     ssim_loss,
@@ -79,8 +80,13 @@ class FommTrainingModel(nn.Module):
         return weighted
 
     def forward(
-        self, source: torch.Tensor, driving: torch.Tensor
+        self,
+        source: torch.Tensor,
+        driving: torch.Tensor,
+        parts: dict[str, torch.Tensor] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """`parts` ("parts_source", "parts_driving", "parts_valid" of a FramesDataset batch) is
+        needed, and only used, when settings.part_following is on."""
         settings = self.settings
         kp_source = self.kp_detector(source)
         kp_driving = self.kp_detector(driving)
@@ -115,4 +121,17 @@ class FommTrainingModel(nn.Module):
             losses["mask_balance"] = settings.mask_balance * mask_balance(
                 generated["mask"], settings.mask_balance_floor
             )
+        if settings.part_following > 0:
+            if parts is None:
+                raise ValueError("losses.part_following is on but the batch has no part poses")
+            with_jacobian = self.estimate_jacobian and settings.part_following_jacobian > 0
+            terms = part_following(
+                kp_source, kp_driving, parts["parts_source"], parts["parts_driving"],
+                parts["parts_valid"], with_jacobian,
+            )  # fmt: skip
+            losses["part_following"] = settings.part_following * terms["part_following"]
+            if with_jacobian:
+                losses["part_following_jacobian"] = (
+                    settings.part_following_jacobian * terms["part_following_jacobian"]
+                )
         return losses, {"prediction": prediction, "kp_driving": kp_driving["value"]}

@@ -321,6 +321,59 @@ def keypoint_separation(positions: torch.Tensor, sigma: float) -> torch.Tensor:
     return others.mean()
 
 
+# Parts whose centre moves less than this between two frames (image units, [0, 1]; about 1.3 px
+# at 64 px) are not scored by part_following, in training or in kp-motion samples: with no
+# motion to follow, any keypoint that stays put would do.
+PART_MIN_MOTION = 0.02
+
+
+def part_following(
+    kp_source: dict[str, torch.Tensor],
+    kp_driving: dict[str, torch.Tensor],
+    parts_source: torch.Tensor,
+    parts_driving: torch.Tensor,
+    parts_valid: torch.Tensor,
+    with_jacobian: bool,
+) -> dict[str, torch.Tensor]:
+    """How far the keypoints are from moving with the parts, for data whose part poses are
+    known (synthetic: data.synthetic.video_part_poses). Not in FOMM.
+
+    Keypoints: "value" (B, K, 2) in [-1, 1] and "jacobian" (B, K, 2, 2); parts: (B, P, 2, 3)
+    local->image affines in [0, 1] image units, (B, P) validity (padding is False). For each
+    part whose centre moves at least PART_MIN_MOTION, the keypoint whose motion is nearest the
+    part's is its follower:
+        "part_following"           mean over those parts of that distance (image units);
+        "part_following_jacobian"  (with_jacobian) mean |J_S J_D^-1 - A_S A_D^-1| of the
+                                   followers: the driving->source map near the keypoint, as
+                                   the dense motion builds it, against the part's own turn.
+    Only motions are compared, so a keypoint may sit anywhere on its part. It is a supervision
+    only synthetic data can give, which the unsupervised losses lack the reach for: a keypoint
+    far from an arm gets no gradient that says the arm is there.
+    """
+    kp_moved = (kp_driving["value"] - kp_source["value"]) / 2  # [-1, 1] -> image units
+    part_moved = parts_driving[..., 2] - parts_source[..., 2]
+    squared = (kp_moved[:, :, None] - part_moved[:, None]).square().sum(dim=-1)  # (B, K, P)
+    miss, follower = torch.sqrt(squared + 1e-10).min(dim=1)  # (B, P)
+    scored = (parts_valid & (part_moved.norm(dim=-1) >= PART_MIN_MOTION)).to(miss.dtype)
+    count = scored.sum().clamp(min=1)
+    terms = {"part_following": (miss * scored).sum() / count}
+    if with_jacobian:
+        # The part's linear maps are invertible (its size is fixed); padding is the identity.
+        identity = torch.eye(2, dtype=parts_driving.dtype, device=parts_driving.device)
+        driving_linear = torch.where(
+            parts_valid[..., None, None], parts_driving[..., :2], identity
+        )
+        part_turn = parts_source[..., :2] @ torch.linalg.inv(driving_linear)  # (B, P, 2, 2)
+        index = follower[..., None, None].expand(-1, -1, 2, 2)
+        source_j = kp_source["jacobian"].gather(1, index)
+        driving_j = kp_driving["jacobian"].gather(1, index)
+        # J_S J_D^-1 = (J_D^-T J_S^T)^T, with the guarded inverse of the equivariance term.
+        kp_turn = inverse_times(driving_j.mT, source_j.mT).mT
+        error = (kp_turn - part_turn).abs().mean(dim=(-1, -2))
+        terms["part_following_jacobian"] = (error * scored).sum() / count
+    return terms
+
+
 # Share of the frame (mean over a video's frames) a keypoint's dense-motion mask must hold for
 # the keypoint to count as in use; the masks of collapsed or dead keypoints stay near 0.
 MASK_IN_USE = 0.01

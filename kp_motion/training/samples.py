@@ -10,7 +10,14 @@ with three references (all mean L1 against the driving frames):
 the mean spread of the keypoint heatmaps ([-1, 1] units; broad heatmaps put keypoints on
 object centroids, which cannot express the motion of thin parts), and how many keypoints the
 dense motion uses: those whose mask holds at least losses.MASK_IN_USE of the frame on average. A
-keypoint the masks never pick moves nothing (a collapsed or dead keypoint)."""
+keypoint the masks never pick moves nothing (a collapsed or dead keypoint).
+
+On a synthetic dataset, whose part poses are known (data.synthetic.video_part_poses), two more
+say whether the keypoints move with the parts (`part_misses`):
+    part_error      median over the moving parts of how far the best-following keypoint's
+                    displacement is from the part's, over the part's own displacement
+                    (0 = a keypoint moves exactly with the part, 1 = no better than a still one);
+    parts_followed  the share of moving parts with part_error below PART_FOLLOWED."""
 
 from __future__ import annotations
 
@@ -23,9 +30,11 @@ from kp_motion.data import video_io
 from kp_motion.data.datasets import VideoDataset
 from kp_motion.evaluation.report import frame_mosaic
 from kp_motion.models.animator import Animator, draw_keypoints
-from kp_motion.training.losses import heatmap_spread, keypoints_in_use
+from kp_motion.training.losses import PART_MIN_MOTION, heatmap_spread, keypoints_in_use
 
 DIAGNOSTICS = ("rendered", "still", "warped", "self", "heatmap_spread", "keypoints_in_use")
+PART_DIAGNOSTICS = ("part_error", "parts_followed")
+PART_FOLLOWED = 0.5
 
 
 @torch.inference_mode()
@@ -85,9 +94,33 @@ def write_sample_strip(
     return errors
 
 
+def part_misses(kp_driving: np.ndarray, part_poses: np.ndarray) -> np.ndarray:
+    """For each part that moves, how badly the keypoint that follows it best misses its motion.
+
+    kp_driving (T, K, 2) keypoints in [-1, 1]; part_poses (T, P, 2, 3) local->image affines in
+    normalised image units [0, 1], whose last column is the part's centre. Displacements are
+    from frame 0, so where on the part a keypoint sits does not matter, only that it moves
+    with it. -> (moving parts,) mean |d_keypoint - d_part| / mean |d_part|.
+    """
+    if part_poses.shape[0] < kp_driving.shape[0]:
+        raise ValueError(
+            f"part poses cover {part_poses.shape[0]} frames, the keypoints {kp_driving.shape[0]}"
+        )
+    part_centres = part_poses[: kp_driving.shape[0], :, :, 2]
+    kp_moved = (kp_driving - kp_driving[:1]) / 2  # [-1, 1] -> [0, 1] units
+    part_moved = part_centres - part_centres[:1]
+    part_motion = np.linalg.norm(part_moved, axis=-1).mean(0)  # (P,)
+    miss = np.linalg.norm(kp_moved[:, :, None] - part_moved[:, None], axis=-1).mean(0)  # (K, P)
+    moving = part_motion >= PART_MIN_MOTION
+    return miss.min(0)[moving] / part_motion[moving]
+
+
 @torch.inference_mode()
-def motion_diagnostics(animator: Animator, video: torch.Tensor) -> dict[str, float]:
-    """The DIAGNOSTICS of one (T, 3, H, W) video, source = its first frame."""
+def motion_diagnostics(
+    animator: Animator, video: torch.Tensor, part_poses: np.ndarray | None = None
+) -> dict[str, float]:
+    """The DIAGNOSTICS of one (T, 3, H, W) video, source = its first frame, and the
+    PART_DIAGNOSTICS when its (T', P, 2, 3) part poses are given and some part moves."""
     video = video.to(animator.device)
     animator.set_source(video[:1])
     detected = animator.kp_detector(video)  # not detect(): the heatmaps are needed too
@@ -98,7 +131,7 @@ def motion_diagnostics(animator: Animator, video: torch.Tensor) -> dict[str, flo
     def l1(frames: torch.Tensor) -> float:
         return float((frames - video).abs().mean())
 
-    return {
+    found = {
         "rendered": l1(rendered["prediction"]),
         "still": l1(video[:1].expand_as(video)),
         "warped": l1(rendered["deformed"]),
@@ -106,22 +139,37 @@ def motion_diagnostics(animator: Animator, video: torch.Tensor) -> dict[str, flo
         "heatmap_spread": float(heatmap_spread(detected["heatmap"], detected["value"])),
         "keypoints_in_use": keypoints_in_use(rendered["mask"]),
     }
+    if part_poses is not None:
+        errors = part_misses(detected["value"].cpu().numpy(), part_poses)
+        if len(errors):
+            found["part_error"] = float(np.median(errors))
+            found["parts_followed"] = float(np.mean(errors < PART_FOLLOWED))
+    return found
 
 
 def video_diagnostics(
-    animator: Animator, dataset: VideoDataset, num_videos: int
+    animator: Animator,
+    dataset: VideoDataset,
+    num_videos: int,
+    part_poses: dict[str, np.ndarray] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{video name: motion_diagnostics} for the first `num_videos` videos of the dataset."""
+    """{video name: motion_diagnostics} for the first `num_videos` videos of the dataset, with
+    the part diagnostics of those named in `part_poses` ({name: (T, P, 2, 3) part poses})."""
+    part_poses = part_poses or {}
     found = {}
     for index in range(min(num_videos, len(dataset))):
         item = dataset[index]
-        found[item["name"]] = motion_diagnostics(animator, item["video"])
+        parts = part_poses.get(item["name"])
+        found[item["name"]] = motion_diagnostics(animator, item["video"], parts)
     return found
 
 
 def mean_diagnostics(per_video: dict[str, dict[str, float]]) -> dict[str, float]:
-    """The mean of each diagnostic over videos."""
-    return {name: float(np.mean([d[name] for d in per_video.values()])) for name in DIAGNOSTICS}
+    """The mean of each diagnostic over the videos that have it."""
+    names = dict.fromkeys(name for diagnostics in per_video.values() for name in diagnostics)
+    return {
+        name: float(np.mean([d[name] for d in per_video.values() if name in d])) for name in names
+    }
 
 
 def group_videos(

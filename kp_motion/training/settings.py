@@ -83,6 +83,11 @@ class LossSettings:
     # keypoint dies (as in mixture-of-experts load balancing).
     mask_balance: float
     mask_balance_floor: float
+    # Weights of losses.part_following (not in FOMM; 0 = off): keypoints should move with the
+    # parts of a synthetic dataset, whose part poses its manifest can rebuild, and their
+    # Jacobians turn with them.
+    part_following: float
+    part_following_jacobian: float
 
     def __post_init__(self) -> None:
         reconstruction_weights = (self.reconstruction_l1, self.ssim, *self.perceptual_weights)
@@ -93,11 +98,18 @@ class LossSettings:
             self.keypoint_concentration,
             self.keypoint_separation,
             self.mask_balance,
+            self.part_following,
+            self.part_following_jacobian,
         )
         if any(weight < 0 for weight in weights):
             raise ValueError("loss weights must be >= 0")
         if not any(reconstruction_weights):
             raise ValueError("losses: at least one image reconstruction weight must be non-zero")
+        if self.part_following_jacobian > 0 and self.part_following <= 0:
+            raise ValueError(
+                "losses.part_following_jacobian needs losses.part_following on (it scores the "
+                "keypoints that term picks as the parts' followers)"
+            )
         if self.keypoint_separation_sigma <= 0:
             raise ValueError(
                 "losses.keypoint_separation_sigma must be positive, got "

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from kp_motion.data import video_io
-from kp_motion.data.augmentation import AugmentationConfig, Augmenter
+from kp_motion.data.augmentation import Augmentation, AugmentationConfig, Augmenter
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,9 @@ class FramesDataset(_VideoCollection):
         neighbours = np.r_[max(0, first - gap) : first, first + 1 : min(count, first + gap + 1)]
         return np.sort([first, int(rng.choice(neighbours))])
 
-    def _pair_part_poses(self, name: str, frame_pair: np.ndarray, drawn) -> dict:
+    def _pair_part_poses(
+        self, name: str, frame_pair: np.ndarray, drawn: Augmentation | None
+    ) -> dict[str, torch.Tensor]:
         """The item's part poses in both frames, augmented like the frames; a video without
         known parts (or shorter poses than frames) gives no valid part."""
         poses = np.zeros((2, self.max_parts, 2, 3), np.float32)

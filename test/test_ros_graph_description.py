@@ -41,6 +41,15 @@ def test_graphs_connect_their_nodes_through_the_shared_topics():
     assert reconstruction["renderer"].parameters["mode"] == "reconstruction"
     assert "reliable_images" not in reconstruction["keypoint_detector"].parameters  # live camera
 
+    # Producers start only once their consumers match: the renderer waits for stats on rendered,
+    # and with a recorder for it too, on both rendered and overlay.
+    waits = {True: (2, 1), False: (1, 0)}
+    for recorder, expected in waits.items():
+        options = GraphOptions(input="0", recorder=recorder)
+        renderer = {s.name: s for s in build_graph("reconstruction", options)}["renderer"]
+        assert (renderer.parameters["wait_for_subscribers"],
+                renderer.parameters["wait_for_overlay_subscribers"]) == expected
+
 
 def test_roles_split_the_graph_between_sender_and_receiver():
     sender = build_graph("transfer", GraphOptions(role="sender"))

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from ros_helpers import SIZE, child_env, make_checkpoint
+from ros_helpers import SIZE, child_env, make_checkpoint, write_clip
 
 from conftest import REPO_ROOT
 
@@ -78,7 +78,7 @@ def _bad_images(stamp):
 
 
 def test_malformed_input_is_logged_and_skipped_and_nodes_keep_serving(tmp_path, ros_env):
-    from ros_helpers import clip_frames, write_clip
+    from ros_helpers import clip_frames
     from sensor_msgs.msg import Image
 
     from kp_motion.models.checkpoint import load_model, model_id
@@ -219,3 +219,47 @@ def test_a_signal_stops_a_node_cleanly_and_stats_writes_its_summary(tmp_path, ro
     process.close()
     assert json.loads(summary.read_text())["network"]["messages"] == 0
     assert runner.READY_MARKER in (tmp_path / "stats.log").read_text()
+
+
+def test_renderer_takes_keypoints_only_once_both_its_outputs_are_watched(tmp_path, ros_env):
+    from sensor_msgs.msg import Image
+
+    from kp_motion.models.checkpoint import load_model, model_id
+    from kp_motion.msg import Keypoint60
+    from kp_motion.ros.common import KEYPOINT_QOS, RENDERED_QOS
+    from kp_motion.ros.conversions import keypoints_to_message, ns_to_stamp
+    from kp_motion.ros.graph import NodeSpec
+
+    checkpoint = make_checkpoint(tmp_path / "model")
+    identifier = model_id(*load_model(checkpoint)[:2])
+    source = write_clip(tmp_path / "source", 1) / "000000.png"
+    spec = NodeSpec("renderer", "renderer", "receiver",
+                    {"checkpoint": str(checkpoint), "device": "cpu", "source_image": str(source),
+                     "wait_for_subscribers": 1, "wait_for_overlay_subscribers": 1},
+                    (("keypoints", "/w/in"), ("rendered", "/w/rendered"),
+                     ("overlay", "/w/overlay")))
+    process = _start(spec, child_env(ros_env), tmp_path)
+    probe = Probe()
+    try:
+        keypoints_in = probe.node.create_publisher(Keypoint60, "/w/in", KEYPOINT_QOS)
+        loaded = probe.spin_until(lambda: any("generator" in line for line in process.tail),
+                                  MODEL_WAIT_S)
+        assert loaded, "\n".join(process.tail)
+        probe.listen(Image, "/w/rendered", RENDERED_QOS)
+        # One of two outputs watched: frames would be lost to the overlay's consumer.
+        assert not probe.spin_until(lambda: keypoints_in.get_subscription_count(), 3.0)
+        assert not process.ready.is_set()
+        probe.listen(Image, "/w/overlay", RENDERED_QOS)
+        assert probe.spin_until(lambda: keypoints_in.get_subscription_count(), 30)
+        _wait_ready([process])
+        probe.spin_until(lambda: False, 0.5)  # let discovery settle on the node's side
+        values = np.tile(np.array([0.1, -0.2], np.float32), 10).tolist() + [1, 0, 0, 1] * 10
+        keypoints_in.publish(keypoints_to_message(
+            np.asarray(values, np.float32), frame_index=0, origin=0, model_id=identifier,
+            stamp=ns_to_stamp(3_000_000_000), frame_id="cam"))
+        received = probe.received
+        assert probe.spin_until(lambda: received["/w/rendered"] and received["/w/overlay"], 60)
+    finally:
+        probe.close()
+        code = process.stop(10.0)
+    assert code == 0

@@ -278,10 +278,12 @@ def test_part_following_term_makes_a_keypoint_move_with_the_part():
     misses = _descend_one_term("part_following", steps=25, parts=parts, part_following=1.0)
     assert misses[0] > 0.05 and misses[-1] < 0.4 * misses[0]
     # The parts turn by 0.4 radians: descending the Jacobian term alone turns the followers'
-    # Jacobians with them.
-    turns = _descend_one_term("part_following_jacobian", steps=25, parts=parts,
+    # Jacobians with them. The first few dozen steps also move the keypoints, so which keypoint
+    # follows a part changes and the term jumps about before it falls (0.23 -> 0.19 after 25
+    # steps, about 0.03 after 60): judge the last steps, not one.
+    turns = _descend_one_term("part_following_jacobian", steps=60, parts=parts,
                               part_following=1.0, part_following_jacobian=1.0)  # fmt: skip
-    assert turns[-1] < 0.5 * turns[0]
+    assert max(turns[-5:]) < 0.5 * turns[0]
     with pytest.raises(ValueError, match="batch has no part poses"):
         _descend_one_term("part_following", steps=1, part_following=1.0)
     with pytest.raises(ValueError, match="part_following_jacobian needs losses.part_following"):

@@ -86,8 +86,9 @@ class GraphOptions:
     # The camera exits at the end of a clip: the runner stops the graph then. Launch files
     # leave the camera alive (the usual ROS behaviour) unless told otherwise.
     exit_at_end: bool | None = None
-    # A recorder outside the graph (the runner's sink) also subscribes to the camera images
-    # and the full-rate keypoints; the producers then wait for it too before they start.
+    # A recorder outside the graph (the runner's sink) also subscribes to the camera images,
+    # the full-rate keypoints and the rendered and overlay images; the producers then wait for
+    # it too before they start.
     recorder: bool = False
 
 
@@ -138,7 +139,8 @@ def _base_nodes(graph: str, options: GraphOptions) -> list[NodeSpec]:
 
     Each producer waits until all of its consumers in the graph are matched (whichever
     machine they run on) before its first message: camera -> detector (+ recorder), detector
-    -> forecaster + stats, forecaster -> renderer + stats (+ recorder).
+    -> forecaster + stats, forecaster -> renderer + stats (+ recorder), renderer -> stats
+    (+ recorder, on both rendered and overlay).
     """
     reconstruction = graph == "reconstruction"
     recorder = int(options.recorder)
@@ -163,7 +165,8 @@ def _base_nodes(graph: str, options: GraphOptions) -> list[NodeSpec]:
         ),
         NodeSpec(
             "renderer", "renderer", "receiver",
-            {"mode": graph},
+            {"mode": graph, "wait_for_subscribers": 1 + recorder,
+             "wait_for_overlay_subscribers": recorder},
             (("keypoints", TOPICS["keypoints_full"]), *_remap("source_image", "rendered",
                                                               "overlay")),
         ),

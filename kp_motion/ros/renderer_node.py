@@ -13,12 +13,16 @@ reconstruction drives the source (a frame of the same video) with the absolute k
 Keypoints from another detector (model_id differs from this checkpoint's) are refused: logged
 once per distinct id and counted. Keypoints that arrive before the source image are held
 (up to PENDING_LIMIT) and rendered once it arrives. A frame_index lower than the previous one
-starts a new driving stream (a new reference frame in transfer mode).
+starts a new driving stream (a new reference frame in transfer mode). With
+wait_for_subscribers / wait_for_overlay_subscribers set (the graph sets them to its stats and
+recorder nodes), the keypoints are subscribed to only once that many consumers match on
+rendered / overlay, so no frame is rendered before they can receive it.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from functools import partial
 
 import numpy as np
 from sensor_msgs.msg import Image
@@ -77,6 +81,10 @@ class RendererNode(KpMotionNode):
               choices=MODES),
         Param("source_image", str, "source image file (empty = the source_image topic)"),
         Param("overlay", bool, "also publish the keypoint overlay image"),
+        Param("wait_for_subscribers", int,
+              "subscribe to keypoints once this many match on rendered", 0, 100),
+        Param("wait_for_overlay_subscribers", int,
+              "and once this many match on overlay (when it is published)", 0, 100),
     )
 
     def __init__(self) -> None:
@@ -97,8 +105,17 @@ class RendererNode(KpMotionNode):
             self._set_source_file(s["source_image"])
         else:
             self.create_subscription(Image, "source_image", self._on_source, LATCHED_QOS)
+        # Frames rendered before a consumer matches are lost to it (volatile durability), so
+        # the keypoints are taken only once the consumers of both outputs are there.
+        then = self._subscribe
+        if self.overlay_publisher is not None:
+            then = partial(self.when_subscribed, self.overlay_publisher,
+                           s["wait_for_overlay_subscribers"], self._subscribe)
+        self.when_subscribed(self.publisher, s["wait_for_subscribers"], then)
+
+    def _subscribe(self) -> None:
         self.create_subscription(Keypoint60, "keypoints", self._on_keypoints, KEYPOINT_QOS)
-        self.announce_ready(f"mode {s['mode']}, model_id {self.model_id}")
+        self.announce_ready(f"mode {self.settings['mode']}, model_id {self.model_id}")
 
     def _load_model(self, folder, device: str) -> None:
         from kp_motion.models import checkpoint

@@ -167,12 +167,13 @@ def test_too_small_a_dataset_for_the_batch_is_a_clear_error(dataset_root, tmp_pa
         _trainer(dataset_root, tmp_path, batch_size=64)
 
 
-def test_part_following_trains_on_a_synthetic_dataset_and_needs_one(dataset_root, tmp_path):
+@pytest.mark.parametrize("match", ["motion", "position"])
+def test_part_following_trains_on_a_synthetic_dataset_and_needs_one(dataset_root, tmp_path,
+                                                                    match):
     settings = tiny_train_config()
-    settings = dataclasses.replace(
-        settings,
-        losses=dataclasses.replace(settings.losses, part_following=5, part_following_jacobian=1),
-    )
+    losses = dataclasses.replace(settings.losses, part_following=5, part_following_jacobian=1,
+                                 part_following_match=match)  # fmt: skip
+    settings = dataclasses.replace(settings, losses=losses)
     model_config = tiny_model_config()
     with pytest.raises(ValueError, match="part_following needs part poses.*kp-motion synth"):
         load_training_data(dataset_root, settings, model_config, progress=False)
@@ -288,6 +289,8 @@ def test_part_following_term_makes_a_keypoint_move_with_the_part():
         _descend_one_term("part_following", steps=1, part_following=1.0)
     with pytest.raises(ValueError, match="part_following_jacobian needs losses.part_following"):
         dataclasses.replace(tiny_train_config().losses, part_following_jacobian=1.0)
+    with pytest.raises(ValueError, match="part_following_match must be motion or position"):
+        dataclasses.replace(tiny_train_config().losses, part_following_match="pose")
 
 
 def test_keypoint_concentration_term_sharpens_the_heatmaps():

@@ -253,6 +253,45 @@ def test_part_following_scores_the_best_following_keypoint_of_each_moving_part()
     assert float(nothing["part_following"]) == 0 and float(nothing["part_following_jacobian"]) == 0
 
 
+def test_part_following_by_position_gives_each_moving_part_its_own_keypoint():
+    def to_unit(image_xy: list) -> torch.Tensor:  # image units [0, 1] -> keypoints in [-1, 1]
+        return 2 * torch.tensor([image_xy]) - 1
+
+    # Keypoint 0 is the nearest to both moving parts (0.2 and 0.3 away, in both frames);
+    # keypoint 1 is 0.25 from part 0 and 0.75 from part 1. One keypoint each: 0 -> part 1,
+    # 1 -> part 0 (0.3 + 0.25 < 0.2 + 0.75). Part 2 does not move and is not scored.
+    kp_source = {"value": to_unit([[0.45, 0.5], [0.0, 0.5]]),
+                 "jacobian": torch.eye(2).repeat(1, 2, 1, 1)}  # fmt: skip
+    kp_driving = {"value": to_unit([[0.45, 0.6], [0.0, 0.6]]),
+                  "jacobian": torch.eye(2).repeat(1, 2, 1, 1)}  # fmt: skip
+    centres = torch.tensor([[[0.25, 0.5], [0.75, 0.5], [0.5, 0.1]]])
+    moved = centres + torch.tensor([[[0.0, 0.1], [0.0, 0.1], [0.0, 0.0]]])
+    parts_source = _part_poses(centres, torch.zeros(1, 3))
+    parts_driving = _part_poses(moved, torch.zeros(1, 3))
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    kp_driving["value"].requires_grad_(True)
+    terms = part_following(kp_source, kp_driving, parts_source, parts_driving, valid, True,
+                           match="position")  # fmt: skip
+    assert float(terms["part_following"].detach()) == pytest.approx((0.3 + 0.25) / 2, abs=1e-5)
+    assert float(terms["part_following_jacobian"].detach()) == pytest.approx(0.0, abs=1e-6)
+    # Descent pulls each keypoint towards its own part: both to the right, keypoint 0 to
+    # part 1 rather than back to the nearer part 0.
+    terms["part_following"].backward()
+    assert (kp_driving["value"].grad[0, :, 0] < 0).all()
+    kp_driving["value"] = kp_driving["value"].detach()
+    # With its motion alone keypoint 0 follows both parts exactly: the motion match scores 0.
+    motion = part_following(kp_source, kp_driving, parts_source, parts_driving, valid, False)
+    assert float(motion["part_following"]) == pytest.approx(0.0, abs=1e-4)
+    # More moving parts than keypoints: only as many parts as keypoints are scored.
+    three = torch.tensor([[[0.0, 0.1]] * 3])
+    crowded = part_following(kp_source, kp_driving, parts_source,
+                             _part_poses(centres + three, torch.zeros(1, 3)), valid, False,
+                             match="position")  # fmt: skip
+    assert 0 < float(crowded["part_following"]) < 0.5
+    with pytest.raises(ValueError, match="match must be one of"):
+        part_following(kp_source, kp_driving, parts_source, parts_driving, valid, False, "pose")
+
+
 def test_mask_balance_penalises_the_keypoints_whose_masks_are_empty():
     from kp_motion.training.losses import mask_balance
 

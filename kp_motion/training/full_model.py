@@ -127,7 +127,7 @@ class FommTrainingModel(nn.Module):
             with_jacobian = self.estimate_jacobian and settings.part_following_jacobian > 0
             terms = part_following(
                 kp_source, kp_driving, parts["parts_source"], parts["parts_driving"],
-                parts["parts_valid"], with_jacobian,
+                parts["parts_valid"], with_jacobian, settings.part_following_match,
             )  # fmt: skip
             losses["part_following"] = settings.part_following * terms["part_following"]
             if with_jacobian:

@@ -327,6 +327,9 @@ def keypoint_separation(positions: torch.Tensor, sigma: float) -> torch.Tensor:
 PART_MIN_MOTION = 0.02
 
 
+PART_MATCHES = ("motion", "position")
+
+
 def part_following(
     kp_source: dict[str, torch.Tensor],
     kp_driving: dict[str, torch.Tensor],
@@ -334,29 +337,46 @@ def part_following(
     parts_driving: torch.Tensor,
     parts_valid: torch.Tensor,
     with_jacobian: bool,
+    match: str = "motion",
 ) -> dict[str, torch.Tensor]:
     """How far the keypoints are from moving with the parts, for data whose part poses are
     known (synthetic: data.synthetic.video_part_poses). Not in FOMM.
 
     Keypoints: "value" (B, K, 2) in [-1, 1] and "jacobian" (B, K, 2, 2); parts: (B, P, 2, 3)
-    local->image affines in [0, 1] image units, (B, P) validity (padding is False). For each
-    part whose centre moves at least PART_MIN_MOTION, the keypoint whose motion is nearest the
-    part's is its follower:
-        "part_following"           mean over those parts of that distance (image units);
+    local->image affines in [0, 1] image units, (B, P) validity (padding is False). Only parts
+    whose centre moves at least PART_MIN_MOTION are scored, each by its follower keypoint:
+        "part_following"           match "motion": the keypoint whose motion is nearest the
+                                   part's is its follower, and the term is the mean over the
+                                   parts of that distance (image units). Only motions are
+                                   compared, so a keypoint may sit anywhere on its part.
+                                   match "position": each part gets its own keypoint (an
+                                   assignment minimising the keypoints' summed distances to
+                                   the part centres, a part left without one when there are
+                                   more parts than keypoints), and the term is the mean over
+                                   the assigned parts of that keypoint's distance to the
+                                   part's centre, averaged over the two frames.
         "part_following_jacobian"  (with_jacobian) mean |J_S J_D^-1 - A_S A_D^-1| of the
                                    followers: the driving->source map near the keypoint, as
                                    the dense motion builds it, against the part's own turn.
-    Only motions are compared, so a keypoint may sit anywhere on its part. It is a supervision
-    only synthetic data can give, which the unsupervised losses lack the reach for: a keypoint
-    far from an arm gets no gradient that says the arm is there.
+    It is a supervision only synthetic data can give, which the unsupervised losses lack the
+    reach for: a keypoint far from an arm gets no gradient that says the arm is there.
     """
-    kp_moved = (kp_driving["value"] - kp_source["value"]) / 2  # [-1, 1] -> image units
+    if match not in PART_MATCHES:
+        raise ValueError(f"part_following match must be one of {PART_MATCHES}, got {match!r}")
     part_moved = parts_driving[..., 2] - parts_source[..., 2]
-    squared = (kp_moved[:, :, None] - part_moved[:, None]).square().sum(dim=-1)  # (B, K, P)
-    miss, follower = torch.sqrt(squared + 1e-10).min(dim=1)  # (B, P)
-    scored = (parts_valid & (part_moved.norm(dim=-1) >= PART_MIN_MOTION)).to(miss.dtype)
-    count = scored.sum().clamp(min=1)
-    terms = {"part_following": (miss * scored).sum() / count}
+    scored = parts_valid & (part_moved.norm(dim=-1) >= PART_MIN_MOTION)  # (B, P)
+    if match == "motion":
+        kp_moved = (kp_driving["value"] - kp_source["value"]) / 2  # [-1, 1] -> image units
+        squared = (kp_moved[:, :, None] - part_moved[:, None]).square().sum(dim=-1)  # (B, K, P)
+        miss, follower = torch.sqrt(squared + 1e-10).min(dim=1)  # (B, P)
+    else:
+        distance = 0.5 * (_centre_distances(kp_source["value"], parts_source)
+                          + _centre_distances(kp_driving["value"], parts_driving))  # fmt: skip
+        follower, scored = _assign_keypoints(distance.detach(), scored)
+        miss = distance.gather(1, follower[:, None]).squeeze(1)
+    weights = scored.to(miss.dtype)
+    count = weights.sum().clamp(min=1)
+    terms = {"part_following": (miss * weights).sum() / count}
     if with_jacobian:
         # The part's linear maps are invertible (its size is fixed); padding is the identity.
         identity = torch.eye(2, dtype=parts_driving.dtype, device=parts_driving.device)
@@ -370,8 +390,35 @@ def part_following(
         # J_S J_D^-1 = (J_D^-T J_S^T)^T, with the guarded inverse of the equivariance term.
         kp_turn = inverse_times(driving_j.mT, source_j.mT).mT
         error = (kp_turn - part_turn).abs().mean(dim=(-1, -2))
-        terms["part_following_jacobian"] = (error * scored).sum() / count
+        terms["part_following_jacobian"] = (error * weights).sum() / count
     return terms
+
+
+def _centre_distances(positions: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
+    """(B, K, P) image-unit distances from (B, K, 2) keypoints in [-1, 1] to the centres of
+    (B, P, 2, 3) parts."""
+    offsets = (positions[:, :, None] + 1) / 2 - parts[:, None, :, :, 2]
+    return torch.sqrt(offsets.square().sum(dim=-1) + 1e-10)
+
+
+def _assign_keypoints(
+    distance: torch.Tensor, scored: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One keypoint per scored part, minimising the summed (B, K, P) distances (Hungarian).
+    -> (B, P) follower indices (0 where none) and which parts got a keypoint."""
+    from scipy.optimize import linear_sum_assignment
+
+    follower = torch.zeros(scored.shape, dtype=torch.long, device=distance.device)
+    assigned = torch.zeros_like(scored)
+    costs = distance.cpu().numpy()
+    for item, parts_scored in enumerate(scored.cpu().numpy()):
+        columns = parts_scored.nonzero()[0]
+        if len(columns) == 0:
+            continue
+        rows, picked = linear_sum_assignment(costs[item][:, columns])
+        follower[item, columns[picked]] = torch.as_tensor(rows, device=distance.device)
+        assigned[item, columns[picked]] = True
+    return follower, assigned
 
 
 # Share of the frame (mean over a video's frames) a keypoint's dense-motion mask must hold for

@@ -88,6 +88,10 @@ class LossSettings:
     # Jacobians turn with them.
     part_following: float
     part_following_jacobian: float
+    # How part_following picks each part's keypoint and what it scores (losses.PART_MATCHES):
+    # "motion", the keypoint moving most like the part, anywhere; "position", one keypoint per
+    # part (an optimal assignment) pulled onto the part's centre in both frames.
+    part_following_match: str = "motion"
 
     def __post_init__(self) -> None:
         reconstruction_weights = (self.reconstruction_l1, self.ssim, *self.perceptual_weights)
@@ -109,6 +113,11 @@ class LossSettings:
             raise ValueError(
                 "losses.part_following_jacobian needs losses.part_following on (it scores the "
                 "keypoints that term picks as the parts' followers)"
+            )
+        if self.part_following_match not in ("motion", "position"):
+            raise ValueError(
+                "losses.part_following_match must be motion or position, got "
+                f"{self.part_following_match!r}"
             )
         if self.keypoint_separation_sigma <= 0:
             raise ValueError(

@@ -167,7 +167,7 @@ def test_too_small_a_dataset_for_the_batch_is_a_clear_error(dataset_root, tmp_pa
         _trainer(dataset_root, tmp_path, batch_size=64)
 
 
-@pytest.mark.parametrize("match", ["motion", "position"])
+@pytest.mark.parametrize("match", ["motion", "position", "slot"])
 def test_part_following_trains_on_a_synthetic_dataset_and_needs_one(dataset_root, tmp_path,
                                                                     match):
     settings = tiny_train_config()
@@ -289,7 +289,7 @@ def test_part_following_term_makes_a_keypoint_move_with_the_part():
         _descend_one_term("part_following", steps=1, part_following=1.0)
     with pytest.raises(ValueError, match="part_following_jacobian needs losses.part_following"):
         dataclasses.replace(tiny_train_config().losses, part_following_jacobian=1.0)
-    with pytest.raises(ValueError, match="part_following_match must be motion or position"):
+    with pytest.raises(ValueError, match="part_following_match must be motion, position or slot"):
         dataclasses.replace(tiny_train_config().losses, part_following_match="pose")
 
 

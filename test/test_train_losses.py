@@ -288,6 +288,14 @@ def test_part_following_by_position_gives_each_moving_part_its_own_keypoint():
                              _part_poses(centres + three, torch.zeros(1, 3)), valid, False,
                              match="position")  # fmt: skip
     assert 0 < float(crowded["part_following"]) < 0.5
+    # By slot, keypoint k is part k's whatever is nearer: 0 -> part 0 (0.2), 1 -> part 1 (0.75).
+    by_slot = part_following(kp_source, kp_driving, parts_source, parts_driving, valid, False,
+                             match="slot")  # fmt: skip
+    assert float(by_slot["part_following"]) == pytest.approx((0.2 + 0.75) / 2, abs=1e-5)
+    crowded = part_following(kp_source, kp_driving, parts_source,
+                             _part_poses(centres + three, torch.zeros(1, 3)), valid, False,
+                             match="slot")  # fmt: skip
+    assert float(crowded["part_following"]) == pytest.approx((0.2 + 0.75) / 2, abs=1e-5)
     with pytest.raises(ValueError, match="match must be one of"):
         part_following(kp_source, kp_driving, parts_source, parts_driving, valid, False, "pose")
 

@@ -327,7 +327,7 @@ def keypoint_separation(positions: torch.Tensor, sigma: float) -> torch.Tensor:
 PART_MIN_MOTION = 0.02
 
 
-PART_MATCHES = ("motion", "position")
+PART_MATCHES = ("motion", "position", "slot")
 
 
 def part_following(
@@ -355,6 +355,9 @@ def part_following(
                                    more parts than keypoints), and the term is the mean over
                                    the assigned parts of that keypoint's distance to the
                                    part's centre, averaged over the two frames.
+                                   match "slot": the same, but keypoint k is part k's
+                                   (parts from K on are not scored), so that a keypoint
+                                   means the same part in every video of a kind.
         "part_following_jacobian"  (with_jacobian) mean |J_S J_D^-1 - A_S A_D^-1| of the
                                    followers: the driving->source map near the keypoint, as
                                    the dense motion builds it, against the part's own turn.
@@ -372,7 +375,13 @@ def part_following(
     else:
         distance = 0.5 * (_centre_distances(kp_source["value"], parts_source)
                           + _centre_distances(kp_driving["value"], parts_driving))  # fmt: skip
-        follower, scored = _assign_keypoints(distance.detach(), scored)
+        if match == "position":
+            follower, scored = _assign_keypoints(distance.detach(), scored)
+        else:
+            num_kp, num_parts = distance.shape[1:]
+            slots = torch.arange(num_parts, device=distance.device)
+            follower = slots.clamp(max=num_kp - 1).expand_as(scored)
+            scored = scored & (slots < num_kp)
         miss = distance.gather(1, follower[:, None]).squeeze(1)
     weights = scored.to(miss.dtype)
     count = weights.sum().clamp(min=1)

@@ -90,7 +90,8 @@ class LossSettings:
     part_following_jacobian: float
     # How part_following picks each part's keypoint and what it scores (losses.PART_MATCHES):
     # "motion", the keypoint moving most like the part, anywhere; "position", one keypoint per
-    # part (an optimal assignment) pulled onto the part's centre in both frames.
+    # part (an optimal assignment) pulled onto the part's centre in both frames; "slot", the
+    # same with keypoint k always part k's.
     part_following_match: str = "motion"
 
     def __post_init__(self) -> None:
@@ -114,9 +115,9 @@ class LossSettings:
                 "losses.part_following_jacobian needs losses.part_following on (it scores the "
                 "keypoints that term picks as the parts' followers)"
             )
-        if self.part_following_match not in ("motion", "position"):
+        if self.part_following_match not in ("motion", "position", "slot"):
             raise ValueError(
-                "losses.part_following_match must be motion or position, got "
+                "losses.part_following_match must be motion, position or slot, got "
                 f"{self.part_following_match!r}"
             )
         if self.keypoint_separation_sigma <= 0:

@@ -10,7 +10,9 @@ detector's keypoints (frozen), same steps and seed; both are judged on the test 
 32 frames, source = frame 0, absolute keypoints: rendered and flow-warped source L1).
 
     python scripts/experiments/oracle_keypoints.py train oracle 4000 OUT     # and: detected,
-        # oracle-positions (identity Jacobians); --checkpoint for another model's generator
+        # oracle-positions (identity Jacobians), oracle-shuffled (slots in another order per
+        # video), oracle-noisy (positions off by NOISE_PX on average, per frame);
+        # --checkpoint for another model's generator
     python scripts/experiments/oracle_keypoints.py strip OUT                 # OUT/arms.png
 
 Options: --dataset (default out/datasets/synth-64), --checkpoint (models/fomm-compact-64),
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,8 @@ from kp_motion.training.losses import image_pyramid, mask_balance, pyramid_l1, s
 SCALES = (1.0, 0.5, 0.25, 0.125)
 CORNERS = torch.tensor([[-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9], [0.9, 0.9]])
 EVAL_FRAMES = 32
+KEYPOINTS = ("oracle", "oracle-positions", "oracle-shuffled", "oracle-noisy", "detected")
+NOISE_PX = 3.3  # oracle-noisy: about the part keypoints' miss of a trained detector
 
 
 def arm_videos(root: str, split: str, max_frames: int | None = None) -> list[tuple]:
@@ -77,20 +82,38 @@ def oracle_keypoints(
 class Experiment:
     def __init__(self, checkpoint: str, keypoints_from: str) -> None:
         self.config, self.detector, self.generator = load_model(checkpoint)
-        self.keypoints_from = keypoints_from  # detected, oracle or oracle-positions
+        self.keypoints_from = keypoints_from  # one of KEYPOINTS
 
     @torch.no_grad()
-    def keypoints(self, frames: torch.Tensor, poses: torch.Tensor) -> dict[str, torch.Tensor]:
+    def keypoints(
+        self, frames: torch.Tensor, poses: torch.Tensor, names: list[str]
+    ) -> dict[str, torch.Tensor]:
+        """Keypoints of (B, 3, H, W) frames of the videos `names` with (B, P, 2, 3) poses."""
         if self.keypoints_from.startswith("oracle"):
-            turned = self.keypoints_from == "oracle"
-            return oracle_keypoints(poses, self.config.num_kp, turned)
+            turned = self.keypoints_from != "oracle-positions"
+            found = oracle_keypoints(poses, self.config.num_kp, turned)
+            if self.keypoints_from == "oracle-shuffled":
+                # Each video its own slot order (fixed within the video), as a detector's
+                # keypoints need not mean the same part in every video.
+                orders = torch.stack([torch.from_numpy(np.random.default_rng(
+                    zlib.crc32(name.encode())).permutation(self.config.num_kp))
+                    for name in names])  # fmt: skip
+                found = {key: value[torch.arange(len(names))[:, None], orders]
+                         for key, value in found.items()}  # fmt: skip
+            if self.keypoints_from == "oracle-noisy":
+                # Independent per frame: mean distance 1.25 sigma = NOISE_PX.
+                sigma = 2 * NOISE_PX / 1.25 / frames.shape[-1]  # [-1, 1] units
+                found["value"] = found["value"] + sigma * torch.randn_like(found["value"])
+            return found
         found = self.detector(frames)
         return {"value": found["value"], "jacobian": found["jacobian"]}
 
     @torch.no_grad()
-    def render(self, video: torch.Tensor, poses: torch.Tensor) -> dict[str, torch.Tensor]:
+    def render(
+        self, name: str, video: torch.Tensor, poses: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Every frame rendered from frame 0 with absolute keypoints."""
-        kp_driving = self.keypoints(video, poses[: len(video)])
+        kp_driving = self.keypoints(video, poses[: len(video)], [name] * len(video))
         kp_source = {name: value[:1].expand_as(value) for name, value in kp_driving.items()}
         source = video[:1].expand_as(video)
         return self.generator(source, kp_source, kp_driving, full_outputs=True)
@@ -98,25 +121,26 @@ class Experiment:
     def evaluate(self, test: list[tuple]) -> tuple[float, float]:
         self.generator.eval()
         rendered, warped = [], []
-        for _, video, poses in test:
-            outputs = self.render(video, poses)
+        for name, video, poses in test:
+            outputs = self.render(name, video, poses)
             rendered.append(float((outputs["prediction"] - video).abs().mean()))
             warped.append(float((outputs["deformed"] - video).abs().mean()))
         self.generator.train()
         return float(np.mean(rendered)), float(np.mean(warped))
 
     def train_step(self, optimizer, train: list[tuple], rng: np.random.Generator) -> float:
-        sources, drivings, source_poses, driving_poses = [], [], [], []
+        sources, drivings, source_poses, driving_poses, names = [], [], [], [], []
         for video_index in rng.integers(len(train), size=8):
-            _, video, poses = train[video_index]
+            name, video, poses = train[video_index]
+            names.append(name)
             first, second = rng.choice(len(video), 2, replace=False)
             sources.append(video[first])
             drivings.append(video[second])
             source_poses.append(poses[first])
             driving_poses.append(poses[second])
         source, driving = torch.stack(sources), torch.stack(drivings)
-        kp_source = self.keypoints(source, torch.stack(source_poses))
-        kp_driving = self.keypoints(driving, torch.stack(driving_poses))
+        kp_source = self.keypoints(source, torch.stack(source_poses), names)
+        kp_driving = self.keypoints(driving, torch.stack(driving_poses), names)
         generated = self.generator(source, kp_source, kp_driving, full_outputs=False)
         # The shipped training losses, less those on the (here unused) detector.
         loss = (
@@ -173,9 +197,9 @@ def strip(args: argparse.Namespace) -> None:
         return video_io.from_tensor(frames[picks].clamp(0, 1)).repeat(2, 1).repeat(2, 2)
 
     rows = []
-    for _, video, poses in arm_videos(args.dataset, "test", EVAL_FRAMES)[: args.videos]:
+    for name, video, poses in arm_videos(args.dataset, "test", EVAL_FRAMES)[: args.videos]:
         rows.append(zoomed(video))
-        rows.extend(zoomed(e.render(video, poses)["prediction"]) for e in experiments)
+        rows.extend(zoomed(e.render(name, video, poses)["prediction"]) for e in experiments)
     video_io.write_image(out / "arms.png", frame_mosaic(rows, gap=4))
     print(f"wrote {out / 'arms.png'}")
 
@@ -187,7 +211,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     commands = parser.add_subparsers(dest="command", required=True)
     training = commands.add_parser("train")
-    training.add_argument("keypoints", choices=("oracle", "oracle-positions", "detected"))
+    training.add_argument("keypoints", choices=KEYPOINTS)
     training.add_argument("steps", type=int)
     training.add_argument("out")
     drawing = commands.add_parser("strip")

@@ -289,7 +289,7 @@ def test_part_following_term_makes_a_keypoint_move_with_the_part():
         _descend_one_term("part_following", steps=1, part_following=1.0)
     with pytest.raises(ValueError, match="part_following_jacobian needs losses.part_following"):
         dataclasses.replace(tiny_train_config().losses, part_following_jacobian=1.0)
-    with pytest.raises(ValueError, match="part_following_match must be motion, position or slot"):
+    with pytest.raises(ValueError, match="part_following_match must be one of motion, position"):
         dataclasses.replace(tiny_train_config().losses, part_following_match="pose")
 
 

@@ -325,8 +325,7 @@ def keypoint_separation(positions: torch.Tensor, sigma: float) -> torch.Tensor:
 # at 64 px) are not scored by part_following, in training or in kp-motion samples: with no
 # motion to follow, any keypoint that stays put would do.
 PART_MIN_MOTION = 0.02
-
-
+# How part_following picks the keypoint that should follow each part (its docstring says).
 PART_MATCHES = ("motion", "position", "slot")
 
 

@@ -13,6 +13,7 @@ from kp_motion import config as config_io
 from kp_motion import paths
 from kp_motion.data.augmentation import AugmentationConfig
 from kp_motion.models.discriminator import DiscriminatorSettings
+from kp_motion.training.losses import PART_MATCHES
 
 CONFIG_NAME = "train_fomm.yaml"
 SCHEDULES = ("multistep", "cosine", "constant")
@@ -115,9 +116,9 @@ class LossSettings:
                 "losses.part_following_jacobian needs losses.part_following on (it scores the "
                 "keypoints that term picks as the parts' followers)"
             )
-        if self.part_following_match not in ("motion", "position", "slot"):
+        if self.part_following_match not in PART_MATCHES:
             raise ValueError(
-                "losses.part_following_match must be motion, position or slot, got "
+                f"losses.part_following_match must be one of {', '.join(PART_MATCHES)}, got "
                 f"{self.part_following_match!r}"
             )
         if self.keypoint_separation_sigma <= 0:

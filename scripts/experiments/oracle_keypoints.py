@@ -37,8 +37,10 @@ from kp_motion.data.synthetic import MANIFEST_NAME, video_part_poses
 from kp_motion.evaluation.report import frame_mosaic
 from kp_motion.models.checkpoint import load_model
 from kp_motion.training.losses import image_pyramid, mask_balance, pyramid_l1, ssim_loss
+from kp_motion.training.settings import load_train_config
 
-SCALES = (1.0, 0.5, 0.25, 0.125)
+# The shipped training settings (config/train_fomm.yaml): its losses and Adam betas.
+TRAINING = load_train_config()
 CORNERS = torch.tensor([[-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9], [0.9, 0.9]])
 EVAL_FRAMES = 32
 KEYPOINTS = ("oracle", "oracle-positions", "oracle-shuffled", "oracle-noisy", "detected")
@@ -114,7 +116,7 @@ class Experiment:
     ) -> dict[str, torch.Tensor]:
         """Every frame rendered from frame 0 with absolute keypoints."""
         kp_driving = self.keypoints(video, poses[: len(video)], [name] * len(video))
-        kp_source = {name: value[:1].expand_as(value) for name, value in kp_driving.items()}
+        kp_source = {key: value[:1].expand_as(value) for key, value in kp_driving.items()}
         source = video[:1].expand_as(video)
         return self.generator(source, kp_source, kp_driving, full_outputs=True)
 
@@ -143,12 +145,14 @@ class Experiment:
         kp_driving = self.keypoints(driving, torch.stack(driving_poses), names)
         generated = self.generator(source, kp_source, kp_driving, full_outputs=False)
         # The shipped training losses, less those on the (here unused) detector.
+        losses = TRAINING.losses
         loss = (
-            10 * pyramid_l1(image_pyramid(generated["prediction"], SCALES),
-                            image_pyramid(driving, SCALES))  # fmt: skip
-            + 5 * ssim_loss(generated["prediction"], driving)
-            + mask_balance(generated["mask"], 0.02)
-        )
+            losses.reconstruction_l1 * pyramid_l1(
+                image_pyramid(generated["prediction"], losses.pyramid_scales),
+                image_pyramid(driving, losses.pyramid_scales))
+            + losses.ssim * ssim_loss(generated["prediction"], driving)
+            + losses.mask_balance * mask_balance(generated["mask"], losses.mask_balance_floor)
+        )  # fmt: skip
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -163,7 +167,8 @@ def train(args: argparse.Namespace) -> None:
     print(f"{args.keypoints}: {len(training)} training arms, {len(test)} test arms", flush=True)
     log = {0: experiment.evaluate(test)}
     print(f"step 0: rendered, warped L1 {log[0]}", flush=True)
-    optimizer = torch.optim.Adam(experiment.generator.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    optimizer = torch.optim.Adam(experiment.generator.parameters(), lr=1e-4,
+                                 betas=tuple(TRAINING.optimizer.betas))  # fmt: skip
     rng = np.random.default_rng(0)
     started = time.time()
     for step in range(1, args.steps + 1):

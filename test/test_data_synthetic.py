@@ -45,8 +45,9 @@ def test_same_seed_gives_identical_frames_and_manifest(tmp_path: Path) -> None:
     )
 
 
-def test_parallel_workers_give_the_same_videos(tmp_path: Path) -> None:
-    config = dataclasses.replace(TINY, num_train=2, num_test=1)
+@pytest.mark.parametrize("video_format", ["png", "mp4"])
+def test_parallel_workers_give_the_same_videos(tmp_path: Path, video_format: str) -> None:
+    config = dataclasses.replace(TINY, num_train=2, num_test=1, format=video_format)
     synthetic.generate_dataset(config, tmp_path / "one", workers=1, progress=False)
     synthetic.generate_dataset(config, tmp_path / "two", workers=2, progress=False)
     one, two = decoded_videos(tmp_path / "one"), decoded_videos(tmp_path / "two")

@@ -9,6 +9,9 @@ Writers:
   * ``.mp4``/``.mov``/``.mkv``/``.avi`` -> H.264 (libx264, yuv420p). yuv420p needs even sizes, so
     an odd height or width is padded by one row/column that repeats the edge pixels (nothing is
     resized, so content is never resampled; the decoded video is then at most one pixel larger).
+    x264's macroblock-tree rate control is off: with it, the same frames gave files that decode
+    differently from run to run (PyAV 18, FFmpeg 8; a few levels on some pixels), which made
+    `kp-motion synth` depend on its --workers. Without it the same frames give the same bytes.
   * ``.gif`` -> PIL, one adaptive palette per frame. The GIF encoder merges identical consecutive
     frames into one longer frame, so the frame count can shrink (the timing is preserved).
   * a path without suffix -> a folder of lossless PNG frames ``000000.png``, ``000001.png``, ...
@@ -379,7 +382,7 @@ class VideoWriter:
             self._stream = self._container.add_stream("libx264", rate=rate)
             self._stream.height, self._stream.width = frame.shape[:2]
             self._stream.pix_fmt = "yuv420p"
-            self._stream.options = {"crf": str(self.crf)}
+            self._stream.options = {"crf": str(self.crf), "x264-params": "mbtree=0"}
         video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
         for packet in self._stream.encode(video_frame):
             self._container.mux(packet)

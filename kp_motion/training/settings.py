@@ -89,10 +89,8 @@ class LossSettings:
     # Jacobians turn with them.
     part_following: float
     part_following_jacobian: float
-    # How part_following picks each part's keypoint and what it scores (losses.PART_MATCHES):
-    # "motion", the keypoint moving most like the part, anywhere; "position", one keypoint per
-    # part (an optimal assignment) pulled onto the part's centre in both frames; "slot", the
-    # same with keypoint k always part k's.
+    # How part_following picks each part's keypoint (one of losses.PART_MATCHES; its docstring
+    # says what each scores).
     part_following_match: str = "motion"
 
     def __post_init__(self) -> None:

@@ -36,11 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import DataLoader
 
 from kp_motion.data.datasets import FramesDataset, VideoDataset
-from kp_motion.data.synthetic import MANIFEST_NAME, video_part_poses
+from kp_motion.data.synthetic import video_kinds, video_part_poses
 from kp_motion.models.checkpoint import load_model, save_checkpoint, strict_load
 from kp_motion.models.keypoint_detector import KeypointDetector
 from kp_motion.models.model_config import with_widths
@@ -72,8 +71,7 @@ def rescaled_detector(checkpoint: str, scale: float | None):
 
 def test_videos(root: str) -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
     """[(name, kind, (T, 3, H, W) frames, (T, P, 2, 3) part poses)], first JUDGED_FRAMES."""
-    manifest = yaml.safe_load((Path(root) / MANIFEST_NAME).read_text())
-    kinds = {video["name"]: video["kind"] for video in manifest["videos"]}
+    kinds = video_kinds(root)
     poses = video_part_poses(root, "test")
     data = VideoDataset(root, "test", max_frames=JUDGED_FRAMES)
     found = []

@@ -4,7 +4,8 @@ the package or the tests; the model card reports what it measured.
 
 The detector of a model is trained without its generator on a synthetic dataset: the slot term
 (keypoint k's distance to part k's centre in both frames of a pair, plus its Jacobian term) and
-FOMM's equivariance terms, with the shipped weights of config/train_fomm.yaml unless given. The
+FOMM's equivariance terms (the slot weights are options; the equivariance ones and the warp
+are config/train_fomm.yaml's, as are the pair sampling and colour jitter). The
 detector may be run at another input scale than its profile's (`--scale 1`: full resolution;
 the weights are the same, only the anti-alias filter of the downscale goes). It is judged on
 the test videos, which it never saw:

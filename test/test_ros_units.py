@@ -221,3 +221,47 @@ def test_exit_process_flushes_output_and_keeps_the_status(ros_env, python_exe):
     )
     assert result.returncode == 3
     assert result.stdout == "summary line" and result.stderr.endswith("last words")
+
+
+def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_path, ros_env):
+    """The sink writes video in its callbacks and shares one executor with the capture
+    recorder; a stall of a second (an encoder starting on a busy machine) must not cost
+    frames. A short reader history lost the oldest unread frames (CI: 13 of 16 recorded)."""
+    import time
+
+    import rclpy
+    from rclpy.duration import Duration
+    from sensor_msgs.msg import Image
+
+    from kp_motion.ros.common import RELIABLE_IMAGE_QOS
+    from kp_motion.ros.conversions import ns_to_stamp
+    from kp_motion.ros.graph import TOPICS
+    from kp_motion.ros.runner import Sink
+
+    sink = Sink(tmp_path, 20.0, record_receiver=False, record_sender=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("camera_stand_in", context=context)
+        publisher = node.create_publisher(Image, TOPICS["image"], RELIABLE_IMAGE_QOS)
+        deadline = time.monotonic() + 30
+        while publisher.get_subscription_count() < 1:
+            assert time.monotonic() < deadline, "the sink's subscription never matched"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the sink's side of discovery
+        frames = 40
+        with sink.lock:  # the sink's callbacks wait on this: a recorder stuck for 1.5 s
+            for index in range(frames):
+                message = Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12))
+                message.header.stamp = ns_to_stamp(1_000_000_000 + index)
+                publisher.publish(message)
+                time.sleep(1.5 / frames)
+        assert publisher.wait_for_all_acked(Duration(seconds=10))
+        deadline = time.monotonic() + 10
+        while len(sink.captured) < frames and time.monotonic() < deadline:
+            time.sleep(0.05)
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+        record = sink.close(tmp_path)
+    assert record["captured_stamps_ns"] == [1_000_000_000 + i for i in range(frames)]

@@ -73,6 +73,16 @@ RENDERED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+# A recorder's subscriptions (the runner's sink): every message, even while a callback is busy
+# writing video. A reliable reader's KEEP_LAST history drops its oldest unread samples once it
+# is full, so a short one loses frames whenever the recorder stalls for longer than the
+# history lasts (10 frames: half a second at 20 fps).
+RECORDER_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1000,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
 # The source image: published once, kept for subscribers that join later ("latched").
 LATCHED_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,

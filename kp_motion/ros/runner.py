@@ -226,7 +226,7 @@ class Sink:
 
         from kp_motion.data.video_io import VideoWriter
         from kp_motion.msg import Keypoint60
-        from kp_motion.ros.common import KEYPOINT_QOS, RELIABLE_IMAGE_QOS, RENDERED_QOS
+        from kp_motion.ros.common import RECORDER_QOS
 
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context,
@@ -246,14 +246,14 @@ class Sink:
                 "overlay": VideoWriter(output_dir / "overlay.mp4", fps),
             }
             self.node.create_subscription(Image, TOPICS["rendered"], self._on_rendered,
-                                          RENDERED_QOS)
+                                          RECORDER_QOS)
             self.node.create_subscription(Image, TOPICS["overlay"], self._on_overlay,
-                                          RENDERED_QOS)
+                                          RECORDER_QOS)
             self.node.create_subscription(Keypoint60, TOPICS["keypoints_full"],
-                                          self._on_keypoints, KEYPOINT_QOS)
+                                          self._on_keypoints, RECORDER_QOS)
         if record_sender:
             self.node.create_subscription(Image, TOPICS["image"], self._on_capture,
-                                          RELIABLE_IMAGE_QOS)
+                                          RECORDER_QOS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)

@@ -11,7 +11,9 @@ detector's keypoints (frozen), same steps and seed; both are judged on the test 
 
     python scripts/experiments/oracle_keypoints.py train oracle 4000 OUT     # and: detected,
         # oracle-positions (identity Jacobians), oracle-shuffled (slots in another order per
-        # video), oracle-noisy (positions off by NOISE_PX on average, per frame);
+        # video), oracle-noisy (positions off by NOISE_PX on average, per frame),
+        # detected-turned (the detector's positions, the parts' rotations as Jacobians),
+        # detected-visible (the oracle with the detector's positions of the parts in view);
         # --checkpoint for another model's generator
     python scripts/experiments/oracle_keypoints.py strip OUT                 # OUT/arms.png
 
@@ -46,7 +48,15 @@ from kp_motion.training.settings import load_train_config
 TRAINING = load_train_config()
 CORNERS = torch.tensor([[-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9], [0.9, 0.9]])
 EVAL_FRAMES = 32
-KEYPOINTS = ("oracle", "oracle-positions", "oracle-shuffled", "oracle-noisy", "detected")
+KEYPOINTS = (
+    "oracle",
+    "oracle-positions",
+    "oracle-shuffled",
+    "oracle-noisy",
+    "detected",
+    "detected-turned",
+    "detected-visible",
+)
 NOISE_PX = 3.3  # oracle-noisy: about the part keypoints' miss of a trained detector
 
 
@@ -111,7 +121,24 @@ class Experiment:
                 found["value"] = found["value"] + sigma * torch.randn_like(found["value"])
             return found
         found = self.detector(frames)
-        return {"value": found["value"], "jacobian": found["jacobian"]}
+        found = {"value": found["value"], "jacobian": found["jacobian"]}
+        if self.keypoints_from == "detected-visible":
+            # The oracle, but the detector's positions for the parts inside the picture: the
+            # spare slots parked, parts out of the picture at the oracle's clamped centre.
+            oracle = oracle_keypoints(poses, self.config.num_kp)
+            slots = min(self.config.num_kp, poses.shape[1])
+            centre = poses[:, :slots, :, 2]
+            visible = ((centre >= 0) & (centre <= 1)).all(dim=-1, keepdim=True)
+            value = oracle["value"].clone()
+            value[:, :slots] = torch.where(visible, found["value"][:, :slots], value[:, :slots])
+            return {"value": value, "jacobian": oracle["jacobian"]}
+        if self.keypoints_from == "detected-turned":
+            # The detector's positions, the parts' own rotations as the slots' Jacobians: how
+            # much of what the detector loses is its Jacobians.
+            slots = min(self.config.num_kp, poses.shape[1])
+            turns = oracle_keypoints(poses, self.config.num_kp)["jacobian"][:, :slots]
+            found["jacobian"] = torch.cat([turns, found["jacobian"][:, slots:]], dim=1)
+        return found
 
     @torch.no_grad()
     def render(

@@ -15,7 +15,11 @@ the test videos, which it never saw:
     drift   per arm part: how far keypoint k is from where it would be if it were fixed to
             part k at its frame-0 offset, px, mean over frames 1..31; what rendering from
             frame 0 needs. The `oracle-noisy` run of oracle_keypoints.py erased the arms
-            with 3.3 px of per-frame noise.
+            with 3.3 px of per-frame noise. Also "in frame": only the frames in which the
+            part's centre is inside the picture (and was in frame 0); the far parts of some
+            test arms leave it for part of the clip.
+    turn    per arm part, in frame: the angle between the turn slot k's Jacobians give the
+            dense motion from a frame back to frame 0 and the part's own, degrees.
 
     python scripts/experiments/slot_detector.py train OUT --steps 6000 --scale 1
     python scripts/experiments/slot_detector.py judge MODEL      # any project checkpoint
@@ -85,10 +89,11 @@ def test_videos(root: str) -> list[tuple[str, str, torch.Tensor, torch.Tensor]]:
 
 def slot_errors(
     values: torch.Tensor, poses: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(T, K, 2) keypoints in [-1, 1] and (T, P, 2, 3) poses -> for the slots k < min(K, P):
     (T, S) distance to part k's centre and (T - 1, S) drift from the point fixed to part k at
-    keypoint k's frame-0 offset, both in image units, and (S,) which of the parts move."""
+    keypoint k's frame-0 offset, both in image units, (S,) which of the parts move and
+    (T, S) whether part k's centre is inside the picture."""
     slots = min(values.shape[1], poses.shape[1])
     points = (values[:, :slots] + 1) / 2  # image units, as the poses
     linear, centre = poses[:, :slots, :, :2], poses[:, :slots, :, 2]
@@ -97,29 +102,67 @@ def slot_errors(
     fixed = (linear[1:] @ local[None, :, :, None]).squeeze(-1) + centre[1:]
     drift = (points[1:] - fixed).norm(dim=-1)
     moves = (centre - centre[:1]).norm(dim=-1).amax(dim=0) >= PART_MIN_MOTION
-    return miss, drift, moves
+    in_frame = ((centre >= 0) & (centre <= 1)).all(dim=-1)
+    return miss, drift, moves, in_frame
+
+
+def turn_errors(jacobians: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
+    """(T, K, 2, 2) keypoint Jacobians and (T, P, 2, 2 + 1) poses -> (T - 1, S) how far, in
+    degrees, the turn the dense motion builds for slot k from frame t back to frame 0
+    (J_0 J_t^-1) is from part k's own turn (A_0 A_t^-1); the angle of each map's rotation."""
+    slots = min(jacobians.shape[1], poses.shape[1])
+    linear = poses[:, :slots, :, :2]
+    kp_turn = jacobians[:1, :slots] @ torch.linalg.inv(jacobians[1:, :slots])
+    part_turn = linear[:1] @ torch.linalg.inv(linear[1:])
+
+    def angle(maps: torch.Tensor) -> torch.Tensor:
+        return torch.atan2(maps[..., 1, 0] - maps[..., 0, 1], maps[..., 0, 0] + maps[..., 1, 1])
+
+    error = torch.remainder(angle(kp_turn) - angle(part_turn) + np.pi, 2 * np.pi) - np.pi
+    return error.abs() * 180 / np.pi
+
+
+def _pooled(total: torch.Tensor, count: torch.Tensor, scale: float) -> list[float | None]:
+    """Per-slot means of pooled sums; None for a slot never counted (the arm's pedestal, whose
+    centre is below the picture)."""
+    means = zip(total, count, strict=True)
+    return [round(scale * float(t / n), 2) if n > 0 else None for t, n in means]
 
 
 @torch.no_grad()
 def judge(detector: KeypointDetector, videos: list[tuple]) -> dict:
-    """{"miss_px": {kind: px}, "arm_drift_px": [per arm part], "arm_miss_px": [per part]}."""
+    """{"miss_px": {kind: px}, "arm_drift_px": [per arm part], "arm_miss_px": [per part],
+    "arm_drift_in_frame_px": [per part], "arm_turn_error_in_frame_deg": [per part]}. The
+    first three average every frame, also those in which the part has left the picture (an
+    arm reaching out of it), where no keypoint can be on it and nothing of it is drawn; the
+    last two pool, over all test arms, only the frames with the part's centre inside the
+    picture, in that frame and in frame 0."""
     detector.eval()
     size = videos[0][2].shape[-1]
     misses: dict[str, list[float]] = {}
     arm_drift, arm_miss = [], []
+    drift_total = turn_total = seen_count = 0
     for _, kind, frames, poses in videos:
-        miss, drift, moves = slot_errors(detector(frames)["value"], poses)
+        keypoints = detector(frames)
+        miss, drift, moves, in_frame = slot_errors(keypoints["value"], poses)
         if moves.any():
             misses.setdefault(kind, []).append(float(miss[:, moves].mean()))
         if kind == "arm":
             arm_drift.append(drift.mean(dim=0))
             arm_miss.append(miss.mean(dim=0))
+            seen = in_frame[1:] & in_frame[:1]  # the frame-0 offset needs the part seen too
+            turn = turn_errors(keypoints["jacobian"], poses)
+            drift_total = drift_total + (drift * seen).sum(dim=0)
+            turn_total = turn_total + (turn * seen).sum(dim=0)
+            seen_count = seen_count + seen.sum(dim=0)
     detector.train()
     scaled = {kind: round(size * float(np.mean(found)), 2) for kind, found in misses.items()}
     return {
         "miss_px": dict(sorted(scaled.items())),
         "arm_drift_px": [round(size * float(x), 2) for x in torch.stack(arm_drift).mean(dim=0)],
         "arm_miss_px": [round(size * float(x), 2) for x in torch.stack(arm_miss).mean(dim=0)],
+        "arm_drift_in_frame_px": _pooled(drift_total, seen_count, size),
+        "arm_turn_error_in_frame_deg": _pooled(turn_total, seen_count, 1.0),
     }
 
 

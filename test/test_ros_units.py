@@ -226,7 +226,8 @@ def test_exit_process_flushes_output_and_keeps_the_status(ros_env, python_exe):
 def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_path, ros_env):
     """The sink writes video in its callbacks and shares one executor with the capture
     recorder; a stall of a second (an encoder starting on a busy machine) must not cost
-    frames. A short reader history lost the oldest unread frames (CI: 13 of 16 recorded)."""
+    frames. A short reader history drops the oldest unread ones (a CI run once recorded 13
+    of 16)."""
     import time
 
     import rclpy

@@ -107,7 +107,7 @@ def slot_errors(
 
 
 def turn_errors(jacobians: torch.Tensor, poses: torch.Tensor) -> torch.Tensor:
-    """(T, K, 2, 2) keypoint Jacobians and (T, P, 2, 2 + 1) poses -> (T - 1, S) how far, in
+    """(T, K, 2, 2) keypoint Jacobians and (T, P, 2, 3) poses -> (T - 1, S) how far, in
     degrees, the turn the dense motion builds for slot k from frame t back to frame 0
     (J_0 J_t^-1) is from part k's own turn (A_0 A_t^-1); the angle of each map's rotation."""
     slots = min(jacobians.shape[1], poses.shape[1])

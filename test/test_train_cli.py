@@ -49,6 +49,23 @@ def test_train_then_resume_from_the_output_folder(setup, tmp_path, capsys):
     assert read_checkpoint_meta(out / "model")["extra_meta"]["dataset"] == str(setup["data"])
 
 
+def test_resume_without_config_takes_the_runs_own_settings(setup, tmp_path, capsys):
+    out = tmp_path / "run"
+    first = ["train", "fomm", str(setup["data"]), "-o", str(out), "--config", str(setup["config"]),
+             "--set", "epochs=1", "--set", "optimizer.lr_generator=0.0003", "--no-progress"]
+    assert main([*first, "--device", "cpu"]) == 0
+    capsys.readouterr()
+    # No --config: the shipped settings (another profile) would refuse the checkpoint.
+    checkpoint = sorted((out / "checkpoints").iterdir())[-1]
+    resumed = ["train", "fomm", str(setup["data"]), "-o", str(out), "--resume", str(checkpoint),
+               "--set", "epochs=2", "--no-progress", "--device", "cpu"]
+    assert main(resumed) == 0, capsys.readouterr().err
+    assert "trained 4 steps (2 epochs)" in capsys.readouterr().out
+    rows = read_log(out / "train_log.csv")
+    assert [float(row["lr_generator"]) for row in rows] == pytest.approx([3e-4, 3e-4])
+    assert config_io.load_yaml(out / "train_fomm.yaml")["epochs"] == 2
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

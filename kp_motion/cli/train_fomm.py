@@ -1,7 +1,8 @@
 """`kp-motion train fomm`: train a FOMM keypoint detector + generator on a video dataset.
 
-Settings come from config/train_fomm.yaml (or --config FILE); `--set KEY=VALUE` changes single
-settings (dotted keys, YAML values), e.g. `--set max_steps=200 --set data.repeats=2`.
+Settings come from config/train_fomm.yaml (or --config FILE; with --resume and no --config, from
+the resumed run's own copy, OUTPUT/train_fomm.yaml); `--set KEY=VALUE` changes single settings
+(dotted keys, YAML values), e.g. `--set max_steps=200 --set data.repeats=2`.
 Several processes (GPUs): torchrun --nproc_per_node N -m kp_motion.cli.main train fomm ...
 """
 
@@ -35,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--resume",
-        help="continue from a checkpoint folder, or from an output folder's latest checkpoint",
+        help="continue from a checkpoint folder, or from an output folder's latest checkpoint; "
+        "without --config, with the settings that run was started with (--set may change them)",
     )
     start.add_argument(
         "--init-from",
@@ -86,9 +88,23 @@ def _load_settings(args: argparse.Namespace):
     from kp_motion import paths
     from kp_motion.training.settings import CONFIG_NAME, TrainFommConfig
 
-    source = Path(args.config) if args.config else paths.config_path(CONFIG_NAME)
+    source = Path(args.config) if args.config else None
+    if source is None and args.resume:
+        source = _run_settings(Path(args.resume))
+    source = source or paths.config_path(CONFIG_NAME)
     values = apply_overrides(config_io.load_yaml(source), args.overrides)
     return config_io.from_dict(TrainFommConfig, values, where=str(source))
+
+
+def _run_settings(resume: Path) -> Path | None:
+    """The settings file a resumed run was started with: in the output folder given, or two
+    levels above a checkpoint folder (OUTPUT/checkpoints/step_N); None when there is none."""
+    from kp_motion.training.fomm_trainer import CONFIG_COPY
+
+    for folder in (resume, resume.parent.parent):
+        if (folder / CONFIG_COPY).is_file():
+            return folder / CONFIG_COPY
+    return None
 
 
 def _train(args: argparse.Namespace, settings, context):

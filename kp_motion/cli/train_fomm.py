@@ -100,11 +100,11 @@ def _run_settings(resume: Path) -> Path | None:
     """The settings file a resumed run was started with: in the output folder given, or two
     levels above a checkpoint folder (OUTPUT/checkpoints/step_N); None when there is none."""
     from kp_motion.training.fomm_trainer import CONFIG_COPY
+    from kp_motion.training.state import CHECKPOINTS_DIR
 
-    for folder in (resume, resume.parent.parent):
-        if (folder / CONFIG_COPY).is_file():
-            return folder / CONFIG_COPY
-    return None
+    run_folder = resume.parent.parent if resume.parent.name == CHECKPOINTS_DIR else resume
+    saved = run_folder / CONFIG_COPY
+    return saved if saved.is_file() else None
 
 
 def _train(args: argparse.Namespace, settings, context):

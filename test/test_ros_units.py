@@ -266,3 +266,107 @@ def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_p
         rclpy.try_shutdown(context=context)
         record = sink.close(tmp_path)
     assert record["captured_stamps_ns"] == [1_000_000_000 + i for i in range(frames)]
+
+
+
+def _spin_until(executor, condition, seconds: float) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+
+
+def _node_in_process(node_class, parameters: dict[str, str]):
+    """`node_class` built in this process on the default context, with `parameters` set."""
+    import rclpy
+
+    arguments = ["--ros-args"]
+    for name, value in parameters.items():
+        arguments += ["-p", f"{name}:={value}"]
+    rclpy.init(args=arguments)
+    return node_class()
+
+
+def _publish_while_stalled(executor, publisher, messages, seconds: float = 1.5) -> None:
+    """Publish `messages` over `seconds` while nothing spins `executor`: the readers' callbacks
+    are held up the way a busy executor holds them (DDS still delivers into their histories)."""
+    import time
+
+    from rclpy.duration import Duration
+
+    _spin_until(executor, lambda: publisher.get_subscription_count() >= 1, 30)
+    assert publisher.get_subscription_count() >= 1, "the reader never matched"
+    _spin_until(executor, lambda: False, 0.5)  # the reader's side of discovery
+    for message in messages:
+        publisher.publish(message)
+        time.sleep(seconds / len(messages))
+    assert publisher.wait_for_all_acked(Duration(seconds=10))
+
+
+def test_the_detector_keeps_every_clip_frame_while_its_callback_is_held_up(tmp_path, ros_env):
+    """With reliable_images (a recorded clip) the detector must not lose frames to a stall of
+    its executor (a slow first frame, a busy machine): each one it drops is a frame the
+    receiver never renders."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from ros_helpers import clip_frames, make_checkpoint
+    from sensor_msgs.msg import Image
+
+    from kp_motion.msg import Keypoint60
+    from kp_motion.ros.common import KEYPOINT_QOS, RELIABLE_IMAGE_QOS
+    from kp_motion.ros.conversions import array_to_image, ns_to_stamp
+    from kp_motion.ros.keypoint_detector_node import KeypointDetectorNode
+
+    checkpoint = make_checkpoint(tmp_path / "model")
+    received = []
+    try:
+        detector = _node_in_process(KeypointDetectorNode, {
+            "checkpoint": str(checkpoint), "device": "cpu", "m": "1", "n": "0", "fps": "20.0",
+            "reliable_images": "true", "wait_for_subscribers": "0"})
+        clip = rclpy.create_node("clip_stand_in")
+        clip.create_subscription(Keypoint60, "keypoints",
+                                 lambda message: received.append(message.frame_index),
+                                 KEYPOINT_QOS)
+        images = clip.create_publisher(Image, "image", RELIABLE_IMAGE_QOS)
+        executor = SingleThreadedExecutor()
+        executor.add_node(detector)
+        executor.add_node(clip)
+        frames = [array_to_image(frame, ns_to_stamp(index * 50_000_000), "cam")
+                  for index, frame in enumerate(clip_frames(40))]  # fmt: skip
+        _publish_while_stalled(executor, images, frames)
+        _spin_until(executor, lambda: len(received) >= len(frames), 20)
+    finally:
+        rclpy.try_shutdown()
+    assert received == list(range(len(frames)))
+
+
+def test_the_stats_node_counts_every_rendered_frame_while_its_callback_is_held_up(ros_env):
+    """The stats summary's latency count is every rendered frame (the graph test checks it
+    against the clip's length), so a stalled executor must not cost it frames either."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from kp_motion.ros.common import RENDERED_QOS
+    from kp_motion.ros.conversions import ns_to_stamp
+    from kp_motion.ros.stats_node import StatsNode
+
+    try:
+        stats = _node_in_process(StatsNode, {"m": "1", "n": "0"})
+        renderer = rclpy.create_node("renderer_stand_in")
+        rendered = renderer.create_publisher(Image, "rendered", RENDERED_QOS)
+        executor = SingleThreadedExecutor()
+        executor.add_node(stats)
+        executor.add_node(renderer)
+        frames = []
+        for index in range(40):
+            frame = Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12))
+            frame.header.stamp = ns_to_stamp(1_000_000_000 + index)
+            frames.append(frame)
+        _publish_while_stalled(executor, rendered, frames)
+        _spin_until(executor, lambda: stats.rendered >= len(frames), 20)
+        counted = stats.summary()["rendered"]
+    finally:
+        rclpy.try_shutdown()
+    assert counted["frames"] == len(frames) and counted["latency"]["all"]["count"] == len(frames)

@@ -49,12 +49,22 @@ MATCH_GRACE_S = 0.3
 
 # Camera images, subscriber side: a live camera should drop frames rather than queue them.
 SENSOR_QOS = qos_profile_sensor_data
-# Camera images, publisher side (and the subscriber side of a recorded clip, where every
-# frame counts): reliable with a short history. Sensor-data (best-effort) subscribers are
-# compatible with a reliable publisher and then get best-effort delivery.
+# Camera images, publisher side: reliable with a short history. Sensor-data (best-effort)
+# subscribers are compatible with a reliable publisher and then get best-effort delivery.
 RELIABLE_IMAGE_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+# Camera images, subscriber side for a recorded clip (the detector's reliable_images): a
+# reliable reader's KEEP_LAST history drops its oldest unread samples once it is full, so with
+# the publisher's 10 a callback stalled for half a second (a slow first frame, a busy machine)
+# loses frames. 100 frames (4 s at 25 fps) rides that out and still bounds what a reader that
+# cannot keep up holds in memory (100 frames of the clip's size).
+CLIP_IMAGE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
@@ -73,8 +83,8 @@ RENDERED_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
-# A recorder's subscriptions (the runner's sink): every message, even while a callback is busy
-# writing video. A reliable reader's KEEP_LAST history drops its oldest unread samples once it
+# A recorder's subscriptions (the runner's sink, the stats node's rendered frames): every
+# message, even while a callback is busy writing video. A reliable reader's KEEP_LAST history drops its oldest unread samples once it
 # is full, so a short one loses frames whenever the recorder stalls for longer than the
 # history lasts (10 frames: half a second at 20 fps).
 RECORDER_QOS = QoSProfile(

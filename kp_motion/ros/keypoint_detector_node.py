@@ -1,8 +1,8 @@
 """keypoint_detector: camera images -> Keypoint60 on the network topic, through the transmit gate.
 
 Topics (relative names, remapped by the graph):
-    image       sensor_msgs/Image in: sensor-data QoS, or reliable (reliable_images) for a
-                recorded clip, where a dropped image would shift every later frame_index
+    image       sensor_msgs/Image in: sensor-data QoS, or reliable with a 100-frame history
+                (reliable_images) for a recorded clip, where every frame should be rendered
     keypoints   Keypoint60 out, reliable: the network topic, only the transmitted frames
 
 frame_index comes from the capture stamps (FrameIndexer): 0 for the first image, then each
@@ -26,8 +26,8 @@ from sensor_msgs.msg import Image
 from kp_motion.keypoints import Origin
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
+    CLIP_IMAGE_QOS,
     KEYPOINT_QOS,
-    RELIABLE_IMAGE_QOS,
     SENSOR_QOS,
     TORCH_THREADS,
     KpMotionNode,
@@ -142,7 +142,7 @@ class KeypointDetectorNode(KpMotionNode):
         self.get_logger().info(f"detector {folder} (model_id {self.model_id}) on {device}")
 
     def _subscribe(self) -> None:
-        qos = RELIABLE_IMAGE_QOS if self.settings["reliable_images"] else SENSOR_QOS
+        qos = CLIP_IMAGE_QOS if self.settings["reliable_images"] else SENSOR_QOS
         self.create_subscription(Image, "image", self._on_image, qos)
         self.announce_ready(f"model_id {self.model_id}")
 

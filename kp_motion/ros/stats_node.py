@@ -33,7 +33,7 @@ from kp_motion.keypoints import Origin
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
     KEYPOINT_QOS,
-    RENDERED_QOS,
+    RECORDER_QOS,
     KpMotionNode,
     Param,
     exit_process,
@@ -127,7 +127,8 @@ class StatsNode(KpMotionNode):
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Keypoint60, "network", self._on_network, KEYPOINT_QOS)
         self.create_subscription(Keypoint60, "keypoints_full", self._on_full, KEYPOINT_QOS)
-        self.create_subscription(Image, "rendered", self._on_rendered, RENDERED_QOS)
+        # Every rendered frame is counted, and its latency kept, even while this executor is busy.
+        self.create_subscription(Image, "rendered", self._on_rendered, RECORDER_QOS)
         self.create_timer(self.settings["report_period"], self._report)
         self.announce_ready()
 

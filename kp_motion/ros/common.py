@@ -84,9 +84,9 @@ RENDERED_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 # A recorder's subscriptions (the runner's sink, the stats node's rendered frames): every
-# message, even while a callback is busy writing video. A reliable reader's KEEP_LAST history drops its oldest unread samples once it
-# is full, so a short one loses frames whenever the recorder stalls for longer than the
-# history lasts (10 frames: half a second at 20 fps).
+# message, even while a callback is busy writing video. A reliable reader's KEEP_LAST history
+# drops its oldest unread samples once it is full, so a short one loses frames whenever the
+# recorder stalls for longer than the history lasts (10 frames: half a second at 20 fps).
 RECORDER_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=1000,

@@ -223,6 +223,17 @@ def test_exit_process_flushes_output_and_keeps_the_status(ros_env, python_exe):
     assert result.stdout == "summary line" and result.stderr.endswith("last words")
 
 
+def _tiny_image(stamp_ns: int):
+    """A 2x2 black rgb8 image stamped `stamp_ns`: a stand-in frame where only its arrival counts."""
+    from sensor_msgs.msg import Image
+
+    from kp_motion.ros.conversions import ns_to_stamp
+
+    image = Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12))
+    image.header.stamp = ns_to_stamp(stamp_ns)
+    return image
+
+
 def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_path, ros_env):
     """The sink writes video in its callbacks and shares one executor with the capture
     recorder; a stall of a second (an encoder starting on a busy machine) must not cost
@@ -235,7 +246,6 @@ def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_p
     from sensor_msgs.msg import Image
 
     from kp_motion.ros.common import RELIABLE_IMAGE_QOS
-    from kp_motion.ros.conversions import ns_to_stamp
     from kp_motion.ros.graph import TOPICS
     from kp_motion.ros.runner import Sink
 
@@ -253,9 +263,7 @@ def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_p
         frames = 40
         with sink.lock:  # the sink's callbacks wait on this: a recorder stuck for 1.5 s
             for index in range(frames):
-                message = Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12))
-                message.header.stamp = ns_to_stamp(1_000_000_000 + index)
-                publisher.publish(message)
+                publisher.publish(_tiny_image(1_000_000_000 + index))
                 time.sleep(1.5 / frames)
         assert publisher.wait_for_all_acked(Duration(seconds=10))
         deadline = time.monotonic() + 10
@@ -266,7 +274,6 @@ def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_p
         rclpy.try_shutdown(context=context)
         record = sink.close(tmp_path)
     assert record["captured_stamps_ns"] == [1_000_000_000 + i for i in range(frames)]
-
 
 
 def _spin_until(executor, condition, seconds: float) -> None:
@@ -349,7 +356,6 @@ def test_the_stats_node_counts_every_rendered_frame_while_its_callback_is_held_u
     from sensor_msgs.msg import Image
 
     from kp_motion.ros.common import RENDERED_QOS
-    from kp_motion.ros.conversions import ns_to_stamp
     from kp_motion.ros.stats_node import StatsNode
 
     try:
@@ -359,11 +365,7 @@ def test_the_stats_node_counts_every_rendered_frame_while_its_callback_is_held_u
         executor = SingleThreadedExecutor()
         executor.add_node(stats)
         executor.add_node(renderer)
-        frames = []
-        for index in range(40):
-            frame = Image(height=2, width=2, encoding="rgb8", step=6, data=bytes(12))
-            frame.header.stamp = ns_to_stamp(1_000_000_000 + index)
-            frames.append(frame)
+        frames = [_tiny_image(1_000_000_000 + index) for index in range(40)]
         _publish_while_stalled(executor, rendered, frames)
         _spin_until(executor, lambda: stats.rendered >= len(frames), 20)
         counted = stats.summary()["rendered"]

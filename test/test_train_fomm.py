@@ -175,7 +175,7 @@ def test_part_following_trains_on_a_synthetic_dataset_and_needs_one(dataset_root
                                  part_following_match=match)  # fmt: skip
     settings = dataclasses.replace(settings, losses=losses)
     model_config = tiny_model_config()
-    with pytest.raises(ValueError, match="part_following needs part poses.*kp-motion synth"):
+    with pytest.raises(ValueError, match="part_following and .* need part poses.*kp-motion synth"):
         load_training_data(dataset_root, settings, model_config, progress=False)
     tiny = SynthConfig(seed=2, size=32, num_train=4, num_test=1, num_frames=10, format="png",
                        supersample=2)  # fmt: skip
@@ -188,6 +188,43 @@ def test_part_following_trains_on_a_synthetic_dataset_and_needs_one(dataset_root
     assert len(log) == 4
     assert all(float(row[term]) > 0 for row in log
                for term in ("part_following", "part_following_jacobian"))  # fmt: skip
+
+
+def test_background_mask_term_trains_and_hands_the_ground_to_the_background(tmp_path):
+    """On a synthetic dataset the term is logged under its own name; descending it alone
+    raises the background's mask share where no part is; it needs part poses."""
+    tiny = SynthConfig(seed=2, size=32, num_train=4, num_test=1, num_frames=10, format="png",
+                       supersample=2)  # fmt: skip
+    generate_dataset(tiny, tmp_path / "synth", progress=False)
+    settings = tiny_train_config()
+    settings = dataclasses.replace(
+        settings, losses=dataclasses.replace(settings.losses, background_mask=1.0)
+    )
+    model_config = tiny_model_config()
+    data = load_training_data(tmp_path / "synth", settings, model_config, progress=False)
+    FommTrainer(settings, data, tmp_path / "run", model_config=model_config,
+                show_progress=False).run()  # fmt: skip
+    log = read_log(tmp_path / "run" / "train_log.csv")
+    assert len(log) == 4 and all(float(row["background_mask"]) > 0 for row in log)
+
+    torch.manual_seed(0)
+    kp_detector, generator = build_models(model_config)
+    model = FommTrainingModel(kp_detector, generator, settings.losses, estimate_jacobian=True)
+    batch = next(iter(torch.utils.data.DataLoader(data.train, batch_size=2)))
+    parts = {key: batch[key] for key in ("parts_source", "parts_driving", "parts_valid")}
+    optimizer = torch.optim.Adam(generator.parameters(), lr=1e-2)
+    values = []
+    for _ in range(15):
+        terms, _ = model(batch["source"], batch["driving"], parts)
+        values.append(float(terms["background_mask"].detach()))
+        optimizer.zero_grad()
+        terms["background_mask"].backward()
+        optimizer.step()
+    assert values[0] > 0.1 and values[-1] < 0.3 * values[0]
+    with pytest.raises(ValueError, match="background_mask is on but the batch has no part poses"):
+        model(batch["source"], batch["driving"])
+    with pytest.raises(ValueError, match="background_mask_margin must be >= 0"):
+        dataclasses.replace(settings.losses, background_mask_margin=-0.1)
 
 
 def test_learning_rate_schedules():

@@ -14,11 +14,13 @@ from kp_motion.models.keypoint_detector import KeypointDetector
 from kp_motion.training.losses import (
     VGG19_TAPS,
     Vgg19Features,
+    background_mask,
     equivariance_losses,
     heatmap_spread,
     image_pyramid,
     inverse_times,
     load_vgg19,
+    part_coverage,
     part_following,
     perceptual_loss,
     pyramid_l1,
@@ -298,6 +300,55 @@ def test_part_following_by_position_gives_each_moving_part_its_own_keypoint():
     assert float(crowded["part_following"]) == pytest.approx((0.2 + 0.75) / 2, abs=1e-5)
     with pytest.raises(ValueError, match="match must be one of"):
         part_following(kp_source, kp_driving, parts_source, parts_driving, valid, False, "pose")
+
+
+def test_part_coverage_is_each_parts_local_square_grown_by_the_margin():
+    # One part 0.2 wide and 0.4 tall around (0.5, 0.25), one padding part over everything.
+    parts = torch.tensor([[[[0.1, 0.0, 0.5], [0.0, 0.2, 0.25]],
+                           [[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]]]])  # fmt: skip
+    valid = torch.tensor([[True, False]])
+    covered = part_coverage(parts, valid, 8, 8, margin=0.0)[0]
+    # Cell centres (i + 0.5) / 8: columns 3-4 (x 0.44, 0.56), rows 0-3 (y 0.06 ... 0.44).
+    expected = torch.zeros(8, 8, dtype=torch.bool)
+    expected[0:4, 3:5] = True
+    assert torch.equal(covered, expected)
+    grown = part_coverage(parts, valid, 8, 8, margin=1.0)[0]  # 0.4 wide, 0.8 tall
+    assert torch.equal(grown[:, 2:6].any(dim=0), torch.ones(4, dtype=torch.bool))
+    assert int(grown.sum()) == 4 * 5 and not grown[5:].any()
+    # Turned by 90 degrees, the tall part lies on its side.
+    turned = torch.tensor([[[[0.0, -0.2, 0.5], [0.1, 0.0, 0.25]]]])
+    covered = part_coverage(turned, valid[:, :1], 8, 8, margin=0.0)[0]
+    assert torch.equal(covered[1:3, 2:6], torch.ones(2, 4, dtype=torch.bool))
+    assert int(covered.sum()) == 8
+
+
+def test_background_mask_scores_the_ground_of_both_frames_only():
+    centres = torch.tensor([[[0.25, 0.25]], [[0.25, 0.25]]])
+    parts_source = _part_poses(centres, torch.zeros(2, 1))
+    parts_driving = _part_poses(centres + torch.tensor([0.5, 0.0]), torch.zeros(2, 1))
+    valid = torch.tensor([[True], [False]])  # item 1 has no known parts: not scored
+    on_a_part = part_coverage(parts_source, valid, 8, 8, 0.0) | part_coverage(
+        parts_driving, valid, 8, 8, 0.0
+    )
+    masks = torch.zeros(2, 3, 8, 8)
+    masks[:, 0] = 1.0  # the background's identity motion everywhere
+    assert float(background_mask(masks, parts_source, parts_driving, valid, 0.0)) == 0
+    # A keypoint taking the parts' cells, where the source pixel is hidden or revealed, costs
+    # nothing; taking the ground costs its share, averaged over the ground of item 0 only.
+    masks[0, 0][on_a_part[0]], masks[0, 1][on_a_part[0]] = 0.0, 1.0
+    masks[1, :2] = torch.tensor([0.0, 1.0])[:, None, None]
+    assert float(background_mask(masks, parts_source, parts_driving, valid, 0.0)) == 0
+    masks[0, 0], masks[0, 2] = 0.75, 0.25
+    ground = int((~on_a_part[0]).sum())
+    assert ground == 64 - 2 * 4
+    assert float(background_mask(masks, parts_source, parts_driving, valid, 0.0)) == 0.25
+    logits = torch.zeros(2, 3, 8, 8, requires_grad=True)
+    background_mask(torch.softmax(logits, dim=1), parts_source, parts_driving, valid,
+                    0.0).backward()  # fmt: skip
+    # Descent raises the background's logits on the ground of item 0 and nowhere else.
+    assert (logits.grad[0, 0][~on_a_part[0]] < 0).all()
+    assert float(logits.grad[0, 0][on_a_part[0]].abs().sum()) == 0
+    assert float(logits.grad[1].abs().sum()) == 0
 
 
 def test_mask_balance_penalises_the_keypoints_whose_masks_are_empty():

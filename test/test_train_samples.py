@@ -16,8 +16,10 @@ from kp_motion.models.checkpoint import save_checkpoint
 from kp_motion.training.losses import keypoints_in_use
 from kp_motion.training.samples import (
     DIAGNOSTICS,
+    GROUND_DIAGNOSTICS,
     PART_DIAGNOSTICS,
     diagnostics_by_group,
+    ground_diagnostics,
     mean_diagnostics,
     motion_diagnostics,
     part_misses,
@@ -165,6 +167,7 @@ def test_samples_scores_part_following_on_a_synthetic_dataset(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     overall = next(line for line in printed if line.startswith("diagnostics"))
     assert "parts followed" in overall and "keypoint miss / part motion" in overall
+    assert "of the rendered L1" in overall and "of its motion from keypoints" in overall
 
 
 def test_motion_diagnostics_add_the_part_scores_when_parts_are_given():
@@ -175,12 +178,32 @@ def test_motion_diagnostics_add_the_part_scores_when_parts_are_given():
     video = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     moving_part = np.linspace(0.2, 0.6, 4)[:, None, None] * np.ones((1, 1, 2))
     found = motion_diagnostics(animator, video, _poses(moving_part))
-    assert set(found) == set(DIAGNOSTICS) | set(PART_DIAGNOSTICS)
+    assert set(found) == set(DIAGNOSTICS) | set(PART_DIAGNOSTICS) | set(GROUND_DIAGNOSTICS)
     assert found["part_error"] >= 0 and found["parts_followed"] in (0.0, 1.0)
+    assert 0 < found["rendered_ground"] < found["rendered"] and 0 <= found["ground_motion"] <= 1
     # No part moves: nothing to score, so no part keys (mean_diagnostics averages what is there).
     without = motion_diagnostics(animator, video, _poses(np.full((4, 1, 2), 0.5)))
-    assert set(without) == set(DIAGNOSTICS)
+    assert set(without) == set(DIAGNOSTICS) | set(GROUND_DIAGNOSTICS)
     assert mean_diagnostics({"a": found, "b": without})["part_error"] == found["part_error"]
+
+
+def test_ground_diagnostics_split_the_error_and_score_the_motion_of_the_ground():
+    video = torch.zeros(2, 3, 8, 8)
+    # A part 0.2 wide moving from (0.25, 0.25) to (0.75, 0.25); grown by the margin of 0.5 it
+    # covers 2 x 2 of the 8 x 8 pixels (centres 0.19 and 0.31 on both axes in frame 0).
+    poses = _poses(np.array([[[0.25, 0.25]], [[0.75, 0.25]]]))
+    masks = torch.zeros(2, 3, 4, 4)
+    masks[:, 0] = 1.0
+    rendered = {"prediction": torch.full_like(video, 0.5), "mask": masks}
+    found = ground_diagnostics(video, rendered, poses)
+    assert found["rendered_ground"] == pytest.approx(0.5 * 60 / 64)
+    assert found["ground_motion"] == 0
+    # Half of every mask cell to keypoint 1: the ground's share is half, whichever cells of the
+    # 4 x 4 masks the part leaves out (2 x 2 in each frame).
+    masks[:, 0], masks[:, 1] = 0.5, 0.5
+    assert ground_diagnostics(video, rendered, poses)["ground_motion"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="part poses cover 1 frames, the video 2"):
+        ground_diagnostics(video, rendered, poses[:1])
 
 
 def test_diagnostics_by_group_averages_each_groups_videos():

@@ -82,4 +82,9 @@ def _diagnostics_text(found: dict[str, float]) -> str:
             f"; parts followed {found['parts_followed']:.0%} "
             f"(keypoint miss / part motion {found['part_error']:.2f})"
         )
+    if "rendered_ground" in found:
+        text += (
+            f"; ground: {found['rendered_ground']:.4f} of the rendered L1, "
+            f"{found['ground_motion']:.1%} of its motion from keypoints"
+        )
     return text

@@ -40,7 +40,7 @@ from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import CsvLog
 from kp_motion.training.full_model import FommTrainingModel
 from kp_motion.training.losses import keypoints_in_use, load_vgg19
-from kp_motion.training.settings import TrainFommConfig
+from kp_motion.training.settings import LossSettings, TrainFommConfig
 from kp_motion.training.state import (
     CHECKPOINTS_DIR,
     TrainingPosition,
@@ -73,6 +73,7 @@ LOSS_TERMS = (
     "mask_balance",
     "part_following",
     "part_following_jacobian",
+    "background_mask",
     "generator_gan",
     "feature_matching",
 )
@@ -155,7 +156,7 @@ def load_training_data(
         seed=settings.seed,
         progress=progress,
         max_frame_gap=data.max_frame_gap or None,
-        part_poses=_training_part_poses(root) if settings.losses.part_following > 0 else None,
+        part_poses=_training_part_poses(root) if _needs_part_poses(settings.losses) else None,
     )
     validation = None
     if (Path(root) / "test").is_dir():
@@ -173,15 +174,21 @@ def load_training_data(
     return TrainingData(train, validation)
 
 
+def _needs_part_poses(losses: LossSettings) -> bool:
+    return losses.part_following > 0 or losses.background_mask > 0
+
+
 def _training_part_poses(root: str | Path) -> dict:
-    """The part poses losses.part_following needs, which only a synthetic dataset has."""
+    """The part poses losses.part_following and losses.background_mask need, which only a
+    synthetic dataset has."""
     from kp_motion.data.synthetic import MANIFEST_NAME, video_part_poses
 
     poses = video_part_poses(root, "train")
     if not poses:
         raise ValueError(
-            f"losses.part_following needs part poses: {root} has no {MANIFEST_NAME} with "
-            f"training videos (a dataset made by kp-motion synth); set losses.part_following=0"
+            f"losses.part_following and losses.background_mask need part poses: {root} has "
+            f"no {MANIFEST_NAME} with training videos (a dataset made by kp-motion synth); "
+            f"set losses.part_following=0 and losses.background_mask=0"
         )
     return poses
 

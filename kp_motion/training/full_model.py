@@ -13,6 +13,7 @@ from torch import nn
 
 from kp_motion.training.losses import (
     Vgg19Features,
+    background_mask,
     equivariance_losses,
     heatmap_spread,
     image_pyramid,
@@ -86,7 +87,7 @@ class FommTrainingModel(nn.Module):
         parts: dict[str, torch.Tensor] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """`parts` ("parts_source", "parts_driving", "parts_valid" of a FramesDataset batch) is
-        needed, and only used, when settings.part_following is on."""
+        needed, and only used, when settings.part_following or settings.background_mask is on."""
         settings = self.settings
         kp_source = self.kp_detector(source)
         kp_driving = self.kp_detector(driving)
@@ -121,9 +122,17 @@ class FommTrainingModel(nn.Module):
             losses["mask_balance"] = settings.mask_balance * mask_balance(
                 generated["mask"], settings.mask_balance_floor
             )
+        if (settings.part_following > 0 or settings.background_mask > 0) and parts is None:
+            raise ValueError(
+                "losses.part_following or losses.background_mask is on but the batch has no "
+                "part poses"
+            )
+        if settings.background_mask > 0:
+            losses["background_mask"] = settings.background_mask * background_mask(
+                generated["mask"], parts["parts_source"], parts["parts_driving"],
+                parts["parts_valid"], settings.background_mask_margin,
+            )  # fmt: skip
         if settings.part_following > 0:
-            if parts is None:
-                raise ValueError("losses.part_following is on but the batch has no part poses")
             with_jacobian = self.estimate_jacobian and settings.part_following_jacobian > 0
             terms = part_following(
                 kp_source, kp_driving, parts["parts_source"], parts["parts_driving"],

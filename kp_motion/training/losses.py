@@ -447,6 +447,53 @@ def mask_balance(masks: torch.Tensor, floor: float) -> torch.Tensor:
     return (torch.relu(floor - keypoint_mask_shares(masks)) / floor).sum()
 
 
+# Local units by which part_coverage grows each synthetic part's square [-1, 1]^2 by default:
+# with it every pixel of every object kind lies on its part at 64 px (outlines and a blob's
+# wobble lie outside the bare square; 7-11 % of object pixels do at 0).
+PART_MARGIN = 0.5
+
+
+def part_coverage(
+    parts: torch.Tensor, parts_valid: torch.Tensor, height: int, width: int, margin: float
+) -> torch.Tensor:
+    """(B, h, w): which cells of an h x w grid over the image lie on a part, for (B, P, 2, 3)
+    local->image part affines in [0, 1] image units and (B, P) validity. A part covers its
+    local square [-1 - margin, 1 + margin]^2: every synthetic outline (a superellipse) lies in
+    [-1, 1]^2, and the margin takes in a blob's wobble, which its pose leaves out."""
+    rows = (torch.arange(height, dtype=parts.dtype, device=parts.device) + 0.5) / height
+    columns = (torch.arange(width, dtype=parts.dtype, device=parts.device) + 0.5) / width
+    grid = torch.stack(torch.meshgrid(columns, rows, indexing="xy"), dim=-1)  # (h, w, 2): x, y
+    identity = torch.eye(2, dtype=parts.dtype, device=parts.device)
+    linear = torch.where(parts_valid[..., None, None], parts[..., :2], identity)
+    offsets = grid[None, None] - parts[:, :, None, None, :, 2]  # (B, P, h, w, 2)
+    local = (torch.linalg.inv(linear)[:, :, None, None] @ offsets[..., None]).squeeze(-1)
+    inside = local.abs().amax(dim=-1) <= 1 + margin
+    return (inside & parts_valid[:, :, None, None]).any(dim=1)
+
+
+def background_mask(
+    masks: torch.Tensor,
+    parts_source: torch.Tensor,
+    parts_driving: torch.Tensor,
+    parts_valid: torch.Tensor,
+    margin: float,
+) -> torch.Tensor:
+    """Mean of 1 - background mask over the ground: the cells of (B, K + 1, h, w) dense-motion
+    masks (background first) that no part covers in either frame (part_coverage). Not in FOMM.
+
+    The synthetic backgrounds are static, so there the identity motion of the background is
+    exactly right, and a keypoint's motion taking a share of it drags the ground along with
+    the part. Cells a part covers in one frame only are left out: there the right source
+    pixel is hidden or revealed, which is the occlusion map's business, not the motion's.
+    Items without known parts (all of parts_valid False) have no ground and are not scored."""
+    height, width = masks.shape[-2:]
+    covered = part_coverage(parts_source, parts_valid, height, width, margin) | part_coverage(
+        parts_driving, parts_valid, height, width, margin
+    )
+    ground = (~covered & parts_valid.any(dim=1)[:, None, None]).to(masks.dtype)
+    return ((1 - masks[:, 0]) * ground).sum() / ground.sum().clamp(min=1)
+
+
 def keypoints_in_use(masks: torch.Tensor) -> int:
     """Keypoints whose share of one video's (T, K + 1, h, w) dense-motion masks (background
     first), averaged over frames and pixels, is at least MASK_IN_USE."""

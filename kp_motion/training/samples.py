@@ -17,7 +17,13 @@ say whether the keypoints move with the parts (`part_misses`):
     part_error      median over the moving parts of how far the best-following keypoint's
                     displacement is from the part's, over the part's own displacement
                     (0 = a keypoint moves exactly with the part, 1 = no better than a still one);
-    parts_followed  the share of moving parts with part_error below PART_FOLLOWED."""
+    parts_followed  the share of moving parts with part_error below PART_FOLLOWED;
+and two where the error lies (`ground_diagnostics`), the ground being the pixels that no part
+covers (losses.part_coverage) in the driving frame, or for ground_motion in either frame:
+    rendered_ground the ground's share of `rendered` (the rest is on the parts);
+    ground_motion   the share of the ground's dense-motion mask held by keypoint motions
+                    rather than the background's identity (losses.background_mask): on a
+                    static background, motion that drags the ground along with a part."""
 
 from __future__ import annotations
 
@@ -30,10 +36,18 @@ from kp_motion.data import video_io
 from kp_motion.data.datasets import VideoDataset
 from kp_motion.evaluation.report import frame_mosaic
 from kp_motion.models.animator import Animator, draw_keypoints
-from kp_motion.training.losses import PART_MIN_MOTION, heatmap_spread, keypoints_in_use
+from kp_motion.training.losses import (
+    PART_MARGIN,
+    PART_MIN_MOTION,
+    background_mask,
+    heatmap_spread,
+    keypoints_in_use,
+    part_coverage,
+)
 
 DIAGNOSTICS = ("rendered", "still", "warped", "self", "heatmap_spread", "keypoints_in_use")
 PART_DIAGNOSTICS = ("part_error", "parts_followed")
+GROUND_DIAGNOSTICS = ("rendered_ground", "ground_motion")
 PART_FOLLOWED = 0.5
 
 
@@ -115,12 +129,32 @@ def part_misses(kp_driving: np.ndarray, part_poses: np.ndarray) -> np.ndarray:
     return miss.min(0)[moving] / part_motion[moving]
 
 
+def ground_diagnostics(
+    video: torch.Tensor, rendered: dict[str, torch.Tensor], part_poses: np.ndarray
+) -> dict[str, float]:
+    """The GROUND_DIAGNOSTICS of one (T, 3, H, W) video rendered from its first frame
+    (`rendered`: the generator's full outputs) with its (T', P, 2, 3) part poses, T' >= T."""
+    if part_poses.shape[0] < len(video):
+        raise ValueError(f"part poses cover {part_poses.shape[0]} frames, the video {len(video)}")
+    poses = torch.as_tensor(part_poses[: len(video)], dtype=video.dtype, device=video.device)
+    every_part = torch.ones(poses.shape[:2], dtype=torch.bool, device=video.device)
+    ground = ~part_coverage(poses, every_part, *video.shape[-2:], PART_MARGIN)  # (T, H, W)
+    error = (rendered["prediction"] - video).abs().mean(dim=1)
+    from_source = poses[:1].expand_as(poses)
+    return {
+        "rendered_ground": float((error * ground).mean()),
+        "ground_motion": float(
+            background_mask(rendered["mask"], from_source, poses, every_part, PART_MARGIN)
+        ),
+    }
+
+
 @torch.inference_mode()
 def motion_diagnostics(
     animator: Animator, video: torch.Tensor, part_poses: np.ndarray | None = None
 ) -> dict[str, float]:
-    """The DIAGNOSTICS of one (T, 3, H, W) video, source = its first frame, and the
-    PART_DIAGNOSTICS when its (T', P, 2, 3) part poses are given and some part moves."""
+    """The DIAGNOSTICS of one (T, 3, H, W) video, source = its first frame; with its
+    (T', P, 2, 3) part poses the GROUND_DIAGNOSTICS, and the PART_DIAGNOSTICS if a part moves."""
     video = video.to(animator.device)
     animator.set_source(video[:1])
     detected = animator.kp_detector(video)  # not detect(): the heatmaps are needed too
@@ -140,6 +174,7 @@ def motion_diagnostics(
         "keypoints_in_use": keypoints_in_use(rendered["mask"]),
     }
     if part_poses is not None:
+        found.update(ground_diagnostics(video, rendered, part_poses))
         errors = part_misses(detected["value"].cpu().numpy(), part_poses)
         if len(errors):
             found["part_error"] = float(np.median(errors))

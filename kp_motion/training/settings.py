@@ -13,7 +13,7 @@ from kp_motion import config as config_io
 from kp_motion import paths
 from kp_motion.data.augmentation import AugmentationConfig
 from kp_motion.models.discriminator import DiscriminatorSettings
-from kp_motion.training.losses import PART_MATCHES
+from kp_motion.training.losses import PART_MARGIN, PART_MATCHES
 
 CONFIG_NAME = "train_fomm.yaml"
 SCHEDULES = ("multistep", "cosine", "constant")
@@ -92,6 +92,12 @@ class LossSettings:
     # How part_following picks each part's keypoint (one of losses.PART_MATCHES; its docstring
     # says what each scores).
     part_following_match: str = "motion"
+    # Weight of losses.background_mask (not in FOMM; 0 = off): on a synthetic dataset, the
+    # dense motion's background share should be 1 wherever no part is, in either frame; parts
+    # cover their pose's local square grown by background_mask_margin (local units). Defaults
+    # here too, like part_following_match, so that runs saved before they existed resume.
+    background_mask: float = 0.0
+    background_mask_margin: float = PART_MARGIN
 
     def __post_init__(self) -> None:
         reconstruction_weights = (self.reconstruction_l1, self.ssim, *self.perceptual_weights)
@@ -104,6 +110,7 @@ class LossSettings:
             self.mask_balance,
             self.part_following,
             self.part_following_jacobian,
+            self.background_mask,
         )
         if any(weight < 0 for weight in weights):
             raise ValueError("loss weights must be >= 0")
@@ -123,6 +130,10 @@ class LossSettings:
             raise ValueError(
                 "losses.keypoint_separation_sigma must be positive, got "
                 f"{self.keypoint_separation_sigma}"
+            )
+        if self.background_mask_margin < 0:
+            raise ValueError(
+                f"losses.background_mask_margin must be >= 0, got {self.background_mask_margin}"
             )
         if not 0 < self.mask_balance_floor < 1:
             raise ValueError(

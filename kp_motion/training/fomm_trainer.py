@@ -40,7 +40,7 @@ from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import CsvLog
 from kp_motion.training.full_model import FommTrainingModel
 from kp_motion.training.losses import keypoints_in_use, load_vgg19
-from kp_motion.training.settings import LossSettings, TrainFommConfig
+from kp_motion.training.settings import TrainFommConfig
 from kp_motion.training.state import (
     CHECKPOINTS_DIR,
     TrainingPosition,
@@ -156,7 +156,7 @@ def load_training_data(
         seed=settings.seed,
         progress=progress,
         max_frame_gap=data.max_frame_gap or None,
-        part_poses=_training_part_poses(root) if _needs_part_poses(settings.losses) else None,
+        part_poses=_training_part_poses(root) if settings.losses.needs_part_poses else None,
     )
     validation = None
     if (Path(root) / "test").is_dir():
@@ -172,10 +172,6 @@ def load_training_data(
     else:
         logger.warning("%s has no test/ split: training without validation", root)
     return TrainingData(train, validation)
-
-
-def _needs_part_poses(losses: LossSettings) -> bool:
-    return losses.part_following > 0 or losses.background_mask > 0
 
 
 def _training_part_poses(root: str | Path) -> dict:

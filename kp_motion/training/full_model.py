@@ -122,7 +122,7 @@ class FommTrainingModel(nn.Module):
             losses["mask_balance"] = settings.mask_balance * mask_balance(
                 generated["mask"], settings.mask_balance_floor
             )
-        if (settings.part_following > 0 or settings.background_mask > 0) and parts is None:
+        if settings.needs_part_poses and parts is None:
             raise ValueError(
                 "losses.part_following or losses.background_mask is on but the batch has no "
                 "part poses"

@@ -99,6 +99,11 @@ class LossSettings:
     background_mask: float = 0.0
     background_mask_margin: float = PART_MARGIN
 
+    @property
+    def needs_part_poses(self) -> bool:
+        """Whether a term is on that needs the batches' part poses (a synthetic dataset)."""
+        return self.part_following > 0 or self.background_mask > 0
+
     def __post_init__(self) -> None:
         reconstruction_weights = (self.reconstruction_l1, self.ssim, *self.perceptual_weights)
         weights = (

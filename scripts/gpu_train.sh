@@ -10,10 +10,11 @@
 #
 # Usage: scripts/gpu_train.sh DATASET OUTPUT [extra `kp-motion train fomm` options]
 #   e.g. scripts/gpu_train.sh out/datasets/synth-64 "$OUT" --set adversarial.generator_gan=1
-#   or, the next run the model card asks for (keypoints supervised by the synthetic part poses):
+#   or, the next run the model card asks for (keypoints supervised by the synthetic part poses,
+#   and the ground kept on the background's motion):
 #   INIT=none scripts/gpu_train.sh out/datasets/synth-64 "$OUT" --set losses.part_following=50 \
 #     --set losses.part_following_jacobian=10 --set losses.part_following_match=slot \
-#     --set data.augmentation.horizontal_flip=0
+#     --set data.augmentation.horizontal_flip=0 --set losses.background_mask=1
 # Environment (defaults): DEVICE (cuda), BUDGET_S (360: seconds of the real run's training),
 #   BATCH (64), WORKERS (8: data loader processes), LR (2e-4), PYTHON (python3),
 #   REPEATS (100: pairs per training video and epoch; at batch 64 the shipped 10 would make

@@ -386,11 +386,7 @@ def part_following(
     count = weights.sum().clamp(min=1)
     terms = {"part_following": (miss * weights).sum() / count}
     if with_jacobian:
-        # The part's linear maps are invertible (its size is fixed); padding is the identity.
-        identity = torch.eye(2, dtype=parts_driving.dtype, device=parts_driving.device)
-        driving_linear = torch.where(
-            parts_valid[..., None, None], parts_driving[..., :2], identity
-        )
+        driving_linear = _invertible_linear(parts_driving, parts_valid)
         part_turn = parts_source[..., :2] @ torch.linalg.inv(driving_linear)  # (B, P, 2, 2)
         index = follower[..., None, None].expand(-1, -1, 2, 2)
         source_j = kp_source["jacobian"].gather(1, index)
@@ -400,6 +396,13 @@ def part_following(
         error = (kp_turn - part_turn).abs().mean(dim=(-1, -2))
         terms["part_following_jacobian"] = (error * weights).sum() / count
     return terms
+
+
+def _invertible_linear(parts: torch.Tensor, parts_valid: torch.Tensor) -> torch.Tensor:
+    """(B, P, 2, 2) linear parts of (B, P, 2, 3) part poses, padding replaced by the identity:
+    a real part's map is invertible (its size is fixed), padding's zeros are not."""
+    identity = torch.eye(2, dtype=parts.dtype, device=parts.device)
+    return torch.where(parts_valid[..., None, None], parts[..., :2], identity)
 
 
 def _centre_distances(positions: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
@@ -460,11 +463,12 @@ def part_coverage(
     local->image part affines in [0, 1] image units and (B, P) validity. A part covers its
     local square [-1 - margin, 1 + margin]^2: every synthetic outline (a superellipse) lies in
     [-1, 1]^2, and the margin takes in a blob's wobble, which its pose leaves out."""
+    # Cell centres at (i + 0.5) / n, as the synthetic renderer places pixels in image units
+    # (not blocks.make_coordinate_grid, whose [-1, 1] spans the border cells' centres).
     rows = (torch.arange(height, dtype=parts.dtype, device=parts.device) + 0.5) / height
     columns = (torch.arange(width, dtype=parts.dtype, device=parts.device) + 0.5) / width
     grid = torch.stack(torch.meshgrid(columns, rows, indexing="xy"), dim=-1)  # (h, w, 2): x, y
-    identity = torch.eye(2, dtype=parts.dtype, device=parts.device)
-    linear = torch.where(parts_valid[..., None, None], parts[..., :2], identity)
+    linear = _invertible_linear(parts, parts_valid)
     offsets = grid[None, None] - parts[:, :, None, None, :, 2]  # (B, P, h, w, 2)
     local = (torch.linalg.inv(linear)[:, :, None, None] @ offsets[..., None]).squeeze(-1)
     inside = local.abs().amax(dim=-1) <= 1 + margin

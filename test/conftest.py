@@ -50,3 +50,17 @@ def ros_env(monkeypatch) -> dict[str, str]:
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+# The project's shared data and fixtures (real clips, keypoints, reference golden outputs)
+# live beside the checkout in ../shared; CI has it. KP_MOTION_SHARED points elsewhere.
+SHARED_ROOT = Path(os.environ.get("KP_MOTION_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def shared_path(relative: str) -> Path:
+    """A path under ../shared, or skip the test with the reason when it is not there."""
+    path = SHARED_ROOT / relative
+    if not path.exists():
+        pytest.skip(f"shared data {relative} not found under {SHARED_ROOT} "
+                    "(CI has ../shared; set KP_MOTION_SHARED to use another copy)")
+    return path

@@ -10,16 +10,18 @@
 #
 # Usage: scripts/gpu_train.sh DATASET OUTPUT [extra `kp-motion train fomm` options]
 #   e.g. scripts/gpu_train.sh out/datasets/synth-64 "$OUT" --set adversarial.generator_gan=1
-#   or, the next run the model card asks for (keypoints supervised by the synthetic part poses,
-#   and the ground kept on the background's motion):
-#   INIT=none scripts/gpu_train.sh out/datasets/synth-64 "$OUT" --set losses.part_following=50 \
-#     --set losses.part_following_jacobian=10 --set losses.part_following_match=slot \
-#     --set data.augmentation.horizontal_flip=0 --set losses.background_mask=1
+#   or, the next run of the part-supervision study (docs/research/part-supervision.md: keypoints
+#   supervised by the synthetic part poses, the ground kept on the background's motion):
+#   TRAINER=research.part_supervision.train INIT=none scripts/gpu_train.sh \
+#     out/datasets/synth-64 "$OUT" --term part_following=50 --term part_following_jacobian=10 \
+#     --study-set part_following_match=slot --set data.augmentation.horizontal_flip=0 \
+#     --term background_mask=1
 # Environment (defaults): DEVICE (cuda), BUDGET_S (360: seconds of the real run's training),
 #   BATCH (64), WORKERS (8: data loader processes), LR (2e-4), PYTHON (python3),
 #   REPEATS (100: pairs per training video and epoch; at batch 64 the shipped 10 would make
 #   epochs of a second or two, each paying for validation, a checkpoint and new workers),
-#   INIT (models/fomm-compact-64: the weights to start from; "none" = from scratch).
+#   INIT (models/fomm-compact-64: the weights to start from; "none" = from scratch),
+#   TRAINER (kp_motion.cli.main train fomm: the python module, and its arguments, that trains).
 # Where PyAV is not installed (it reads the dataset's mp4 files), wheels in .whl/ of the
 # checkout are installed into a temporary folder first.
 set -euo pipefail
@@ -30,6 +32,7 @@ shift 2
 device="${DEVICE:-cuda}" budget="${BUDGET_S:-360}" batch="${BATCH:-64}"
 workers="${WORKERS:-8}" repeats="${REPEATS:-100}" lr="${LR:-2e-4}" python="${PYTHON:-python3}"
 init="${INIT:-$root/models/fomm-compact-64}"
+read -r -a trainer <<< "${TRAINER:-kp_motion.cli.main train fomm}"
 [ -d "$dataset/train" ] || { echo "gpu_train: $dataset has no train/ folder" >&2; exit 2; }
 mkdir -p "$output"
 work="$(mktemp -d)"
@@ -42,6 +45,7 @@ if ! "$python" -c "import av" 2>/dev/null; then
 fi
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 kp_motion() { "$python" -m kp_motion.cli.main "$@"; }
+train() { "$python" -m "${trainer[@]}" "$@"; }
 "$python" -c "import torch; print('gpu_train: torch', torch.__version__, 'on',
   torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
 
@@ -52,7 +56,7 @@ common=(--device "$device" --no-progress --set "batch_size=$batch"
 [ "$init" = none ] || common+=(--init-from "$init")
 
 echo "gpu_train: probe (60 steps at batch $batch)"
-kp_motion train fomm "$dataset" -o "$work/probe" "${common[@]}" --set max_steps=60 \
+train "$dataset" -o "$work/probe" "${common[@]}" --set max_steps=60 \
   --set log_every=20 --set validation.max_videos=1 "$@" >"$work/probe.log" 2>&1 ||
   { cat "$work/probe.log" >&2; exit 1; }
 # The last interval's speed (the first includes warm-up); epochs from the dataset's size.
@@ -74,14 +78,19 @@ EOF
 )"
 echo "gpu_train: $epochs epochs in about $budget s"
 started=$(date +%s)
-kp_motion train fomm "$dataset" -o "$work/run" "${common[@]}" --set "epochs=$epochs" "$@" \
+train "$dataset" -o "$work/run" "${common[@]}" --set "epochs=$epochs" "$@" \
   2>&1 | tee "$work/run.log"
 echo "gpu_train: trained in $(( $(date +%s) - started )) s"
 kp_motion samples "$dataset" --checkpoint "$work/run/model" -o "$output/reconstructions.png" \
   --device "$device" 2>&1 | tee -a "$work/run.log"
-# What the model card judges the arms by: per-kind numbers on 40 test videos, keypoints drawn.
+# What the model card judges the arms by: per-kind numbers on 40 test videos, keypoints drawn;
+# on a synthetic dataset also whether the keypoints follow its parts.
 kp_motion samples "$dataset" --checkpoint "$work/run/model" -o "$output/keypoints40.png" \
   --videos 40 --max-frames 32 --keypoints --device "$device" 2>&1 | tee -a "$work/run.log"
+if [ -f "$dataset/manifest.yaml" ]; then
+  "$python" -m research.part_supervision.diagnostics "$dataset" --checkpoint "$work/run/model" \
+    --device "$device" 2>&1 | tee -a "$work/run.log"
+fi
 cp "$work/run/model/model.yaml" "$work/run/model/weights.safetensors" "$work/run/train_log.csv" \
   "$work/run/validation.csv" "$work/run.log" "$output/"
 echo "gpu_train: model, logs and samples in $output"

@@ -186,37 +186,29 @@ def test_max_frame_gap_bounds_the_distance_between_a_pairs_frames(tmp_path: Path
         FramesDataset(tmp_path, "train", size=16, max_frame_gap=0)
 
 
-def test_part_poses_come_from_the_pairs_frames_and_are_augmented_with_them(tmp_path: Path) -> None:
-    # Frame t is grey at level 8 t (which frames a pair took); part 0 of the video sits at
-    # x = t / 100 in frame t, turned by t / 10 radians; part 1 stays put. Another video's three
-    # parts set the padding.
+def test_pair_targets_get_the_pairs_video_frames_and_augmentation(tmp_path: Path) -> None:
+    # Frame t is grey at level 8 t, so an item's frames say which frames the pair took.
     frames = np.stack([np.full((16, 16, 3), 8 * t, dtype=np.uint8) for t in range(30)])
     video_io.write_video(tmp_path / "train" / "ramp", frames)
-    video_io.write_video(tmp_path / "train" / "unknown", frames[:4])
-    times = np.arange(30)
-    cos, sin = np.cos(times / 10), np.sin(times / 10)
-    turning = np.stack([np.stack([cos, -sin, times / 100], -1),
-                        np.stack([sin, cos, np.full(30, 0.5)], -1)], 1)  # fmt: skip
-    still = np.tile(np.array([[0.1, 0.0, 0.25], [0.0, 0.1, 0.25]]), (30, 1, 1))
-    ramp_poses = np.stack([turning, still], 1)  # (30, 2, 2, 3)
-    poses = {"ramp": ramp_poses, "elsewhere": np.zeros((30, 3, 2, 3))}
-    flip_and_reverse = AugmentationConfig(
-        horizontal_flip=1.0, time_flip=1.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0
+    calls = []
+
+    def pair_targets(name, frame_pair, drawn):
+        calls.append((name, tuple(frame_pair), drawn))
+        return {"pair": torch.as_tensor(frame_pair, dtype=torch.float32)}
+
+    reverse = AugmentationConfig(
+        horizontal_flip=0.0, time_flip=1.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0
     )
-    dataset = FramesDataset(tmp_path, "train", size=16, repeats=20, seed=3,
-                            augmentation=flip_and_reverse, part_poses=poses)  # fmt: skip
-    mirror = np.diag([-1.0, 1.0])
+    dataset = FramesDataset(tmp_path, "train", size=16, repeats=5, seed=3, augmentation=reverse,
+                            pair_targets=pair_targets)  # fmt: skip
     for index in range(len(dataset)):
         item = dataset[index]
-        if item["name"] == "unknown":
-            assert not item["parts_valid"].any()
-            continue
-        assert item["parts_valid"].tolist() == [True, True, False]
-        picked = {key: round(float(item[key].mean()) * 255 / 8) for key in ("source", "driving")}
-        assert picked["source"] > picked["driving"]  # time-reversed: the later frame is the source
-        for key, frame in picked.items():
-            expected = mirror @ ramp_poses[frame]  # x -> -x, then the centre's x -> 1 - x
-            expected[:, 0, 2] += 1.0
-            np.testing.assert_allclose(item[f"parts_{key}"][:2].numpy(), expected, atol=1e-6)
+        name, pair, drawn = calls[-1]
+        assert name == "ramp" and pair[0] < pair[1] and drawn.reverse and not drawn.flip
+        # The frames in the video's order; the augmentation says they were swapped.
+        levels = [round(float(item[key].mean()) * 255 / 8) for key in ("driving", "source")]
+        assert levels == list(pair) and item["pair"].tolist() == list(pair)
     batch = next(iter(DataLoader(dataset, batch_size=4)))
-    assert batch["parts_source"].shape == (4, 3, 2, 3) and batch["parts_valid"].dtype == torch.bool
+    assert batch["pair"].shape == (4, 2)
+    plain = FramesDataset(tmp_path, "train", size=16, seed=3, is_train=False)
+    assert set(plain[0]) == {"source", "driving", "name"}

@@ -140,24 +140,6 @@ def test_blob_pose_inverts_the_mapping_the_blob_is_drawn_with() -> None:
             np.testing.assert_array_equal(pose[:, 2], layer.centres[frame])
 
 
-def test_video_part_poses_follow_the_manifest(tmp_path: Path) -> None:
-    assert synthetic.video_part_poses(tmp_path, "test") == {}  # no manifest
-    synthetic.generate_dataset(TINY, tmp_path, progress=False)
-    poses = synthetic.video_part_poses(tmp_path, "test")
-    specs = [spec for spec in synthetic.plan_videos(TINY) if spec.split == "test"]
-    assert sorted(poses) == sorted(spec.name for spec in specs)
-    canvas = TINY.size * TINY.supersample
-    for spec in specs:
-        rng = np.random.default_rng(spec.seed)
-        scene, _ = build_scene(spec.kind, rng, TINY.num_frames, TINY.fps, canvas)
-        assert np.array_equal(poses[spec.name], scene.part_poses())
-    manifest = tmp_path / synthetic.MANIFEST_NAME
-    current = f"generator_version: {synthetic.GENERATOR_VERSION}"
-    manifest.write_text(manifest.read_text().replace(current, "generator_version: -1"))
-    with pytest.raises(ValueError, match="generator version -1.*cannot be rebuilt"):
-        synthetic.video_part_poses(tmp_path, "test")
-
-
 def test_random_walk_is_bounded_and_smooth() -> None:
     path = smooth_random_walk(np.random.default_rng(0), 400, -1.0, 2.0, step=1.5)
     assert path.shape == (400,)

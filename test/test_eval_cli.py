@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from model_helpers import tiny_model_config, write_tiny_model
 
 from kp_motion.cli.main import main
 from kp_motion.evaluation.i3d import InceptionI3d
@@ -16,8 +16,6 @@ from kp_motion.forecasting.checkpoint import build_model
 from kp_motion.forecasting.checkpoint import save_checkpoint as save_forecaster
 from kp_motion.forecasting.normalization import Standardizer
 from kp_motion.forecasting.settings import RnnSettings, VaeSettings, VrnnSettings
-from kp_motion.models.checkpoint import build_models, save_checkpoint
-from kp_motion.models.model_config import load_profile, with_widths
 from kp_motion.paths import config_path
 
 torch.set_num_threads(1)
@@ -29,16 +27,7 @@ BASELINES = ("hold-last", "constant-velocity")
 def tiny_models(tmp_path_factory) -> Path:
     """A 32 px FOMM with 4-channel layers, three tiny forecasters and a random I3D."""
     folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    narrow = {"block_expansion": 4, "max_features": 16}
-    config = with_widths(
-        load_profile("compact-64"),
-        kp_detector=narrow,
-        dense_motion=narrow,
-        generator={**narrow, "num_bottleneck_blocks": 1},
-    )
-    config = dataclasses.replace(config, image_size=(32, 32))
-    save_checkpoint(folder / "fomm", config, *build_models(config))
+    write_tiny_model(folder / "fomm", tiny_model_config("compact-64"))
     settings = {
         "vrnn": VrnnSettings(8, 8, 2, 0.1, 1.0),
         "rnn": RnnSettings(8, 1),

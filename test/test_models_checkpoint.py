@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import NARROW_WIDTHS, tiny_model_config
 
 from kp_motion.models import (
     build_models,
@@ -113,13 +114,7 @@ def test_mgif_layout_has_single_jacobian_map():
 
 def tiny(profile: str):
     """A reference profile at tiny widths: same key names, small tensors."""
-    widths = {"block_expansion": 4, "max_features": 16}
-    return with_widths(
-        load_profile(profile),
-        kp_detector=widths,
-        dense_motion=widths,
-        generator={**widths, "num_bottleneck_blocks": 6},
-    )
+    return tiny_model_config(profile, size=None, widths=NARROW_WIDTHS, name=profile)
 
 
 def save_reference_file(path, kp_detector, generator, drop_batch_counters=False):

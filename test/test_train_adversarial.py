@@ -18,14 +18,19 @@ from kp_motion.models.discriminator import (
 )
 from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import read_log
-from kp_motion.training.fomm_trainer import FommTrainer, load_training_data
+from kp_motion.training.fomm_trainer import (
+    build_training_models,
+    load_training_data,
+    restore_checkpoint,
+    train_fomm,
+)
 from kp_motion.training.losses import (
     discriminator_lsgan_loss,
     feature_matching_loss,
     generator_lsgan_loss,
     image_pyramid,
 )
-from kp_motion.training.state import read_training_state
+from kp_motion.training.state import list_checkpoints, read_training_state
 
 torch.set_num_threads(1)
 NUM_KP = 10
@@ -53,10 +58,10 @@ def _gan_config(**adversarial_changes):
     return dataclasses.replace(settings, adversarial=adversarial)
 
 
-def _trainer(dataset_root, out_dir, settings, **options) -> FommTrainer:
-    model_config = tiny_model_config()
+def _train(dataset_root, out_dir, settings, model_config=None, **options):
+    model_config = model_config or tiny_model_config()
     data = load_training_data(dataset_root, settings, model_config, progress=False)
-    return FommTrainer(
+    return train_fomm(
         settings, data, out_dir, model_config=model_config, show_progress=False, **options
     )
 
@@ -128,9 +133,7 @@ def test_generator_terms_leave_the_discriminator_untouched_and_its_step_learns()
         feature_matching=(1.0, 1.0, 1.0),
         discriminator=_discriminator_settings(block_expansion=8, max_features=32),
     )
-    gan = AdversarialTraining(
-        settings, 3, NUM_KP, (0.5, 0.999), lambda epoch: 1.0, torch.device("cpu"), lambda m: m
-    )
+    gan = AdversarialTraining(settings, 3, NUM_KP, (0.5, 0.999), torch.device("cpu"), lambda m: m)
     gan.optimizer.param_groups[0]["lr"] = 2e-3
     real = torch.rand(4, 3, 32, 32)
     # Blurred "renderings" of noise frames. (Global statistics such as brightness or contrast
@@ -157,80 +160,93 @@ def test_generator_terms_leave_the_discriminator_untouched_and_its_step_learns()
     assert scores[:4].mean() > scores[4:].mean() + 0.08
 
 
-def test_gan_training_logs_checkpoints_and_resumes_the_discriminator(dataset_root, tmp_path):
+def test_gan_training_logs_checkpoints_and_resumes_the_discriminator(
+    dataset_root, tmp_path, caplog
+):
     settings = _gan_config()
-    first = _trainer(dataset_root, tmp_path, settings)
-    initial = {k: v.clone() for k, v in first.adversarial.discriminator.state_dict().items()}
-    result = first.run()
+    result = _train(dataset_root, tmp_path, settings)
     assert result.steps == 4
     log = read_log(tmp_path / "train_log.csv")
     for row in log:
         assert float(row["generator_gan"]) > 0 and float(row["discriminator_gan"]) > 0
         assert float(row["feature_matching"]) > 0 and float(row["lr_discriminator"]) > 0
-    trained = first.adversarial.discriminator.state_dict()
-    assert any(not torch.equal(initial[k], trained[k]) for k in trained)
-    state = read_training_state(result.last_checkpoint)
-    assert set(state["adversarial"]) == {"discriminator", "optimizer", "scheduler"}
+    # The discriminator learned between the checkpoints of the two epochs.
+    checkpoints = list_checkpoints(tmp_path / "checkpoints")
+    states = [read_training_state(folder) for _, folder in checkpoints]
+    early, late = (state["adversarial"]["discriminator"] for state in states)
+    assert any(not torch.equal(early[key], late[key]) for key in late)
+    assert set(states[-1]["adversarial"]) == {"discriminator", "optimizer"}
     # The project checkpoint of the model stays detector + generator only.
     _, kp_detector, generator = load_model(result.final_model)
     assert kp_detector is not None and generator is not None
 
-    resumed = _trainer(dataset_root, tmp_path, dataclasses.replace(settings, epochs=3),
-                       resume=tmp_path)  # fmt: skip
-    for key, value in resumed.adversarial.discriminator.state_dict().items():
-        assert torch.equal(value, trained[key]), key
-    assert resumed.run().steps == 6
+    # Resuming loads the saved discriminator and its optimiser.
+    gan = AdversarialTraining(settings.adversarial, 3, NUM_KP, (0.5, 0.999), torch.device("cpu"),
+                              lambda module: module)  # fmt: skip
+    optimizer = torch.optim.Adam([{"params": kp_detector.parameters()},
+                                  {"params": generator.parameters()}])  # fmt: skip
+    position = restore_checkpoint(states[-1], optimizer, gan, _cpu_context(), settings.seed)
+    assert (position.step, position.epoch) == (4, 2)
+    for key, value in gan.discriminator.state_dict().items():
+        assert torch.equal(value, late[key]), key
+    with caplog.at_level("WARNING"):
+        resumed = _train(dataset_root, tmp_path, dataclasses.replace(settings, epochs=3),
+                         resume=tmp_path)  # fmt: skip
+    assert resumed.steps == 6 and "starts from new weights" not in caplog.text
+
+
+def _cpu_context():
+    from kp_motion.training.distributed import setup_distributed
+
+    return setup_distributed("cpu")
 
 
 def test_gan_switched_on_when_resuming_a_reconstruction_run(dataset_root, tmp_path, caplog):
-    _trainer(dataset_root, tmp_path, tiny_train_config()).run()
+    _train(dataset_root, tmp_path, tiny_train_config())
     state = read_training_state(tmp_path / "checkpoints" / "step_00000004")
     assert "adversarial" not in state
     with caplog.at_level("WARNING"):
-        resumed = _trainer(
+        resumed = _train(
             dataset_root, tmp_path, dataclasses.replace(_gan_config(), epochs=3), resume=tmp_path
         )
     assert "no discriminator: it starts from new weights" in caplog.text
-    assert resumed.adversarial.scheduler.last_epoch == resumed.scheduler.last_epoch == 2
-    assert resumed.run().steps == 6
+    assert resumed.steps == 6
+    # The discriminator's rate follows the same pure schedule from the resumed step on.
+    rows = read_log(tmp_path / "train_log.csv")
+    assert [float(row["lr_discriminator"]) for row in rows[4:]] == pytest.approx([2e-4] * 2)
 
 
 def test_init_from_starts_a_new_run_from_a_models_weights(dataset_root, tmp_path):
-    source = _trainer(dataset_root, tmp_path / "first", tiny_train_config()).run().final_model
+    source = _train(dataset_root, tmp_path / "first", tiny_train_config()).final_model
     _, kp_detector, generator = load_model(source)
-    fresh = _trainer(dataset_root, tmp_path / "second", _gan_config(), init_from=source)
-    assert fresh.position.step == 0
-    for module, loaded in ((fresh.kp_detector, kp_detector), (fresh.generator, generator)):
+    _, started_detector, started_generator = build_training_models(
+        tiny_train_config(), tiny_model_config(), source, resuming=False
+    )
+    for module, loaded in ((started_detector, kp_detector), (started_generator, generator)):
         for key, value in loaded.state_dict().items():
             assert torch.equal(module.state_dict()[key], value), key
-    result = fresh.run()
-    assert result.steps == 4
+    result = _train(dataset_root, tmp_path / "second", _gan_config(), init_from=source)
+    assert result.steps == 4  # a new run: from step 0
     assert read_checkpoint_meta(result.final_model)["extra_meta"]["initialised_from"] == str(source)
     with pytest.raises(ValueError, match="give one of them"):
-        _trainer(dataset_root, tmp_path / "third", tiny_train_config(),
-                 init_from=source, resume=tmp_path / "first")  # fmt: skip
+        _train(dataset_root, tmp_path / "third", tiny_train_config(),
+               init_from=source, resume=tmp_path / "first")  # fmt: skip
     other = tiny_model_config(estimate_jacobian=False)  # no Jacobian head: weights differ
-    settings = tiny_train_config()
-    data = load_training_data(dataset_root, settings, other, progress=False)
     with pytest.raises(ValueError, match="kp_detector does not match the model"):
-        FommTrainer(settings, data, tmp_path / "fourth", model_config=other, init_from=source)
+        _train(dataset_root, tmp_path / "fourth", tiny_train_config(), other, init_from=source)
 
 
 def test_init_from_may_change_a_weightless_setting_resume_may_not(dataset_root, tmp_path):
-    first = _trainer(dataset_root, tmp_path / "first", tiny_train_config()).run().final_model
+    first = _train(dataset_root, tmp_path / "first", tiny_train_config()).final_model
     plain = tiny_model_config()
     blending = dataclasses.replace(
         plain, generator=dataclasses.replace(plain.generator, output_blend=True)
     )
     settings = tiny_train_config()
-    data = load_training_data(dataset_root, settings, blending, progress=False)
-    started = FommTrainer(
-        settings, data, tmp_path / "second", model_config=blending, init_from=first,
-        show_progress=False,
-    )  # fmt: skip
-    assert started.generator.output_blend
-    saved_config, _, generator = load_model(started.run().final_model)
+    _, _, generator = build_training_models(settings, blending, first, resuming=False)
+    assert generator.output_blend
+    result = _train(dataset_root, tmp_path / "second", settings, blending, init_from=first)
+    saved_config, _, generator = load_model(result.final_model)
     assert saved_config == blending and generator.output_blend
     with pytest.raises(ValueError, match=r"differs .*generator.output_blend: False -> True"):
-        FommTrainer(settings, data, tmp_path / "first", model_config=blending,
-                    resume=tmp_path / "first")  # fmt: skip
+        _train(dataset_root, tmp_path / "first", settings, blending, resume=tmp_path / "first")

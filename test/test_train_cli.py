@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from train_helpers import make_tiny_dataset, tiny_model_config, tiny_train_config
 
 from kp_motion import config as config_io
@@ -74,6 +75,7 @@ def test_resume_without_config_takes_the_runs_own_settings(setup, tmp_path, caps
         (["--set", "nosection.lr=1"], "no settings section 'nosection'"),
         (["--set", "optimizer.schedule=linear"], "optimizer.schedule must be one of"),
         (["--set", "optimizer.lr_generator=fast"], "expected a number, got 'fast'"),
+        (["--set", "losses.extra={nope: 1}"], "losses.extra: unknown loss term(s) nope"),
         (["--resume", "/nonexistent/ckpt"], "checkpoint to resume from not found"),
         (["--vgg19-weights", "/nonexistent/vgg.pth"], "VGG19 weights file not found"),
     ],
@@ -83,6 +85,23 @@ def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, extra, message
     assert main([*argv, "--config", str(setup["config"]), *extra]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+
+
+def test_a_run_file_of_version_1_trains_and_is_saved_as_the_current_version(setup, tmp_path):
+    """Settings files written before `version` existed (research terms in `losses`)."""
+    old = config_io.load_yaml(setup["config"])
+    del old["version"], old["optimizer"]["warmup_steps"], old["losses"]["extra"]
+    old["losses"].update(keypoint_concentration=0.0, part_following=0.0,
+                         part_following_match="motion")  # fmt: skip
+    old_file = tmp_path / "old.yaml"
+    old_file.write_text(yaml.safe_dump(old))
+    out = tmp_path / "run"
+    argv = ["train", "fomm", str(setup["data"]), "-o", str(out), "--config", str(old_file),
+            "--set", "epochs=1", "--set", "optimizer.warmup_steps=1", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    saved = config_io.load_yaml(out / "train_fomm.yaml")
+    assert saved["version"] == 2 and saved["losses"]["extra"] == {}
+    assert saved["optimizer"]["warmup_steps"] == 1 and "part_following" not in saved["losses"]
 
 
 def test_missing_dataset_and_perceptual_weights_without_vgg(setup, tmp_path, capsys):

@@ -1,37 +1,18 @@
-"""Shared helpers of the training tests (test/test_train_*.py): a tiny FOMM profile."""
+"""Shared helpers of the training tests (test/test_train_*.py): a tiny dataset and settings
+(the tiny model comes from model_helpers)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from model_helpers import TINY_SIZE, tiny_model_config
 
 from kp_motion import config as config_io
 from kp_motion.data.video_io import write_video
-from kp_motion.models.model_config import ModelConfig, config_from_dict, load_profile
-from kp_motion.training.settings import TrainFommConfig, load_train_config
+from kp_motion.training.settings import TrainFommConfig, load_train_config, settings_from_dict
 
-TINY_SIZE = 32
-# A few channels per layer: a training step at batch 4 takes about 0.1 s on one core.
-_TINY_WIDTHS = {
-    "kp_detector": {"block_expansion": 8, "max_features": 32, "num_blocks": 3,
-                    "scale_factor": 0.5, "pad": 3},
-    "dense_motion": {"block_expansion": 8, "max_features": 32, "num_blocks": 2,
-                     "scale_factor": 0.5},
-    "generator": {"block_expansion": 8, "max_features": 32, "num_down_blocks": 2,
-                  "num_bottleneck_blocks": 1},
-}  # fmt: skip
-
-
-def tiny_model_config(estimate_jacobian: bool = True) -> ModelConfig:
-    """The vox-256 profile shrunk to 32 px and tiny widths (other settings as shipped)."""
-    settings = config_io.to_dict(load_profile("vox-256"))
-    settings.update(
-        name="tiny-test-32", image_size=[TINY_SIZE, TINY_SIZE], estimate_jacobian=estimate_jacobian
-    )
-    for section, values in _TINY_WIDTHS.items():
-        settings[section].update(values)
-    return config_from_dict(settings, where="tiny test profile")
+__all__ = ["make_tiny_dataset", "tiny_model_config", "tiny_train_config"]
 
 
 def make_tiny_dataset(
@@ -68,4 +49,4 @@ def tiny_train_config(**changes) -> TrainFommConfig:
     settings["data"].update(repeats=2, num_workers=0)
     settings["validation"].update(max_videos=2, max_frames=4, batch_size=4)
     settings.update(changes)
-    return config_io.from_dict(TrainFommConfig, settings, where="tiny train config")
+    return settings_from_dict(settings, where="tiny train config")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 COMMAND = "samples"
 HELP = "write a PNG strip of sample reconstructions (driving row, reconstruction row per video)"
@@ -30,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from kp_motion.data.datasets import VideoDataset
-    from kp_motion.data.synthetic import video_kinds, video_part_poses
+    from kp_motion.data.synthetic import video_kinds
     from kp_motion.models.animator import Animator
     from kp_motion.models.checkpoint import load_model, resolve_checkpoint, resolve_device
     from kp_motion.training.samples import (
@@ -55,13 +54,7 @@ def run(args: argparse.Namespace) -> int:
     )
     shown = ", ".join(f"{error:.4f}" for error in errors)
     print(f"kp-motion samples: {args.output} ({len(errors)} videos, mean L1 per video: {shown})")
-    # A synthetic dataset knows where its parts are: whether the keypoints follow them.
-    try:
-        part_poses = video_part_poses(args.dataset, args.split)
-    except (ValueError, KeyError) as error:  # a stale or foreign manifest: go on without
-        print(f"kp-motion samples: no part diagnostics: {error}", file=sys.stderr)
-        part_poses = {}
-    per_video = video_diagnostics(animator, dataset, args.videos, part_poses)
+    per_video = video_diagnostics(animator, dataset, args.videos)
     overall = _diagnostics_text(mean_diagnostics(per_video))
     print(f"diagnostics (mean L1 over those videos): {overall}")
     # A synthetic dataset says which kind each video is: the error per kind of motion.
@@ -71,20 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _diagnostics_text(found: dict[str, float]) -> str:
-    text = (
+    return (
         f"rendered {found['rendered']:.4f}, still source {found['still']:.4f}, source warped by "
         f"the flow {found['warped']:.4f}, frames rendered from themselves {found['self']:.4f}; "
         f"keypoint heatmap spread {found['heatmap_spread']:.3f}, "
         f"keypoints in use {found['keypoints_in_use']:.1f}"
     )
-    if "part_error" in found:
-        text += (
-            f"; parts followed {found['parts_followed']:.0%} "
-            f"(keypoint miss / part motion {found['part_error']:.2f})"
-        )
-    if "rendered_ground" in found:
-        text += (
-            f"; ground: {found['rendered_ground']:.4f} of the rendered L1, "
-            f"{found['ground_motion']:.1%} of its motion from keypoints"
-        )
-    return text

@@ -2,13 +2,16 @@
 
 Settings come from config/train_fomm.yaml (or --config FILE; with --resume and no --config, from
 the resumed run's own copy, OUTPUT/train_fomm.yaml); `--set KEY=VALUE` changes single settings
-(dotted keys, YAML values), e.g. `--set max_steps=200 --set data.repeats=2`.
+(dotted keys, YAML values), e.g. `--set max_steps=200 --set data.repeats=2`. Settings files of
+an older version (a run started before 2026-12-07) are migrated when read
+(kp_motion.training.settings.migrate), and so are their checkpoints.
 Several processes (GPUs): torchrun --nproc_per_node N -m kp_motion.cli.main train fomm ...
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,20 +86,32 @@ def apply_overrides(settings: dict[str, Any], overrides: list[str]) -> dict[str,
     return settings
 
 
-def _load_settings(args: argparse.Namespace):
+def load_settings(
+    args: argparse.Namespace, adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+):
+    """The run's settings: the YAML file (see the module docstring), given to `adjust` as read
+    (a front such as research/part_supervision/train.py may change it), migrated to the
+    current version, then the --set overrides; extra loss terms must be registered."""
     from kp_motion import config as config_io
     from kp_motion import paths
-    from kp_motion.training.settings import CONFIG_NAME, TrainFommConfig
+    from kp_motion.training.losses import extra_losses
+    from kp_motion.training.settings import CONFIG_NAME, migrate, settings_from_dict
 
     source = Path(args.config) if args.config else None
     if source is None and args.resume:
-        source = _run_settings(Path(args.resume))
+        source = run_settings_file(Path(args.resume))
     source = source or paths.config_path(CONFIG_NAME)
-    values = apply_overrides(config_io.load_yaml(source), args.overrides)
-    return config_io.from_dict(TrainFommConfig, values, where=str(source))
+    values = config_io.load_yaml(source)
+    if adjust is not None:
+        values = adjust(values)
+    # Migrated first, so that --set addresses the current names.
+    values = migrate(values, where=str(source))
+    settings = settings_from_dict(apply_overrides(values, args.overrides), where=str(source))
+    extra_losses(settings.losses.extra)  # an unknown term fails here, before any data is read
+    return settings
 
 
-def _run_settings(resume: Path) -> Path | None:
+def run_settings_file(resume: Path) -> Path | None:
     """The settings file a resumed run was started with: in the output folder given, or two
     levels above a checkpoint folder (OUTPUT/checkpoints/step_N); None when there is none."""
     from kp_motion.training.fomm_trainer import CONFIG_COPY
@@ -107,15 +122,17 @@ def _run_settings(resume: Path) -> Path | None:
     return saved if saved.is_file() else None
 
 
-def _train(args: argparse.Namespace, settings, context):
-    """Build and run the trainer; it (and its DDP modules) is gone once this returns."""
+def _train(args: argparse.Namespace, settings, context, pair_targets):
+    """Run the training; its DDP modules are gone once this returns."""
     from kp_motion.models.model_config import load_profile
-    from kp_motion.training.fomm_trainer import FommTrainer, load_training_data
+    from kp_motion.training.fomm_trainer import load_training_data, train_fomm
 
     show_progress = context.is_main and not args.no_progress
     model_config = load_profile(settings.profile)
-    data = load_training_data(args.dataset, settings, model_config, progress=show_progress)
-    trainer = FommTrainer(
+    data = load_training_data(
+        args.dataset, settings, model_config, progress=show_progress, pair_targets=pair_targets
+    )
+    return train_fomm(
         settings,
         data,
         args.output,
@@ -127,17 +144,23 @@ def _train(args: argparse.Namespace, settings, context):
         extra_meta={"dataset": str(args.dataset)},
         show_progress=show_progress,
     )
-    return trainer.run()
 
 
 def run(args: argparse.Namespace) -> int:
+    return train_and_report(args, load_settings(args))
+
+
+def train_and_report(
+    args: argparse.Namespace, settings, pair_targets: Callable | None = None
+) -> int:
+    """Train with the parsed options and settings (`pair_targets`: see FramesDataset) and
+    print one line of results (rank 0)."""
     import gc
 
     from kp_motion.cli.main import CliError
     from kp_motion.training import distributed
     from kp_motion.training.fomm_trainer import TrainingDivergedError
 
-    settings = _load_settings(args)
     # Checked before the data, whose loading can take minutes.
     for what, path in (
         ("checkpoint to resume from", args.resume),
@@ -147,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"{what} not found: {path}")
     context = distributed.setup_distributed(args.device)
     try:
-        result = _train(args, settings, context)
+        result = _train(args, settings, context, pair_targets)
     except TrainingDivergedError as error:
         raise CliError(str(error)) from None
     finally:

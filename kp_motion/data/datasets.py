@@ -19,6 +19,7 @@ back to another video and the failure is counted; an epoch never stops on a bad 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,9 @@ STRIP_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Caching decoded videos in memory pays off for small frames (a 64 px, 80-frame video is ~1 MB).
 AUTO_CACHE_MAX_SIZE = 128
 UNREADABLE = (ValueError, OSError, RuntimeError)
+# pair_targets(video name, (2,) frame indices of the pair, the pair's augmentation or None)
+# -> {name: tensor}: what a training pair carries beside its frames (FramesDataset).
+PairTargets = Callable[[str, np.ndarray, Augmentation | None], dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -230,11 +234,10 @@ class FramesDataset(_VideoCollection):
     torch.manual_seed (and DataLoader's per-worker seeding) makes runs repeatable. Evaluation
     datasets (`is_train=False`) are not augmented and use seed 0 unless given one.
 
-    `part_poses` ({video name: (T, P, 2, 3) local->image affines of its parts in [0, 1] image
-    units}, from data.synthetic.video_part_poses) adds where the parts are in both frames,
-    flipped and time-reversed with the frames: "parts_source" and "parts_driving" (P_max, 2, 3)
-    float32 and "parts_valid" (P_max,) bool, padded to the most parts of any video so that
-    batches stack.
+    `pair_targets` (PairTargets) adds tensors to every item, computed from the video's name,
+    the pair's frame indices and its augmentation (so that they can be flipped and
+    time-reversed with the frames), e.g. the part poses of a synthetic dataset for an extra
+    loss term; every item must give the same names and shapes, so that batches stack.
     """
 
     def __init__(
@@ -250,7 +253,7 @@ class FramesDataset(_VideoCollection):
         seed: int | None = None,
         progress: bool = False,
         max_frame_gap: int | None = None,
-        part_poses: dict[str, np.ndarray] | None = None,
+        pair_targets: PairTargets | None = None,
     ) -> None:
         if repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -263,8 +266,7 @@ class FramesDataset(_VideoCollection):
         self.augment = Augmenter(augmentation) if is_train else None
         self.seed = seed if (seed is not None or is_train) else 0
         self.epoch = 0
-        self.part_poses = part_poses
-        self.max_parts = max((poses.shape[1] for poses in (part_poses or {}).values()), default=0)
+        self.pair_targets = pair_targets
 
     def set_epoch(self, epoch: int) -> None:
         """With a fixed seed, give each epoch different pairs (like DistributedSampler)."""
@@ -283,7 +285,7 @@ class FramesDataset(_VideoCollection):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         rng = self._rng(index)
 
-        picked: list[np.ndarray] = []  # the frame indices, for the part poses
+        picked: list[np.ndarray] = []  # the frame indices, for pair_targets
 
         def pick_pair(count: int) -> np.ndarray:
             picked.append(self._pick_pair(rng, count))
@@ -297,8 +299,8 @@ class FramesDataset(_VideoCollection):
         tensors = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
         name = self.videos[video_index].name
         item = {"source": tensors[0], "driving": tensors[1], "name": name}
-        if self.part_poses is not None:
-            item.update(self._pair_part_poses(name, picked[-1], drawn))
+        if self.pair_targets is not None:
+            item.update(self.pair_targets(name, picked[-1], drawn))
         return item
 
     def _pick_pair(self, rng: np.random.Generator, count: int) -> np.ndarray:
@@ -310,29 +312,6 @@ class FramesDataset(_VideoCollection):
         gap = self.max_frame_gap
         neighbours = np.r_[max(0, first - gap) : first, first + 1 : min(count, first + gap + 1)]
         return np.sort([first, int(rng.choice(neighbours))])
-
-    def _pair_part_poses(
-        self, name: str, frame_pair: np.ndarray, drawn: Augmentation | None
-    ) -> dict[str, torch.Tensor]:
-        """The item's part poses in both frames, augmented like the frames; a video without
-        known parts (or shorter poses than frames) gives no valid part."""
-        poses = np.zeros((2, self.max_parts, 2, 3), np.float32)
-        valid = np.zeros(self.max_parts, bool)
-        video_poses = self.part_poses.get(name)
-        if video_poses is not None and frame_pair.max() < len(video_poses):
-            count = video_poses.shape[1]
-            poses[:, :count] = video_poses[frame_pair]
-            valid[:count] = True
-            if drawn is not None and drawn.flip:  # x -> 1 - x, as the image is mirrored
-                poses[..., 0, :] *= -1
-                poses[..., 0, 2] += 1.0
-            if drawn is not None and drawn.reverse:
-                poses = poses[::-1]
-        return {
-            "parts_source": torch.from_numpy(poses[0].copy()),
-            "parts_driving": torch.from_numpy(poses[1].copy()),
-            "parts_valid": torch.from_numpy(valid),
-        }
 
 
 class VideoDataset(_VideoCollection):

@@ -190,32 +190,6 @@ def video_kinds(root: str | Path) -> dict[str, str]:
     return {video["name"]: video["kind"] for video in videos if "name" in video and "kind" in video}
 
 
-def video_part_poses(root: str | Path, split: str) -> dict[str, np.ndarray]:
-    """{video name: (T, P, 2, 3) local->image affine of every part per frame, normalised units
-    (Scene.part_poses)} for the videos of one split of a synthetic dataset, rebuilt from the
-    seeds in its manifest (the scenes are deterministic, so no poses need storing); {} for a
-    dataset without a manifest."""
-    manifest = Path(root) / MANIFEST_NAME
-    if not manifest.is_file():
-        return {}
-    found = yaml.safe_load(manifest.read_text()) or {}
-    version = found.get("generator_version")
-    if version != GENERATOR_VERSION:
-        raise ValueError(
-            f"{manifest}: made by synthetic generator version {version}, this is version "
-            f"{GENERATOR_VERSION}: its part poses cannot be rebuilt (run kp-motion synth again)"
-        )
-    config = found["config"]
-    canvas = config["size"] * config["supersample"]
-    poses = {}
-    for video in found.get("videos", []):
-        if video.get("split") == split:
-            rng = np.random.default_rng(video["seed"])
-            scene, _ = build_scene(video["kind"], rng, video["frames"], config["fps"], canvas)
-            poses[video["name"]] = scene.part_poses()
-    return poses
-
-
 def _remove_previous_outputs(out_dir: Path) -> None:
     """Delete the videos a previous run listed in its manifest (and only those)."""
     import shutil

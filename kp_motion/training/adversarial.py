@@ -50,7 +50,6 @@ class AdversarialTraining:
         num_channels: int,
         num_kp: int,
         betas: tuple[float, float],
-        lr_factor: Callable[[int], float],
         device: torch.device,
         wrap: Callable[[nn.Module], nn.Module],
     ) -> None:
@@ -63,7 +62,6 @@ class AdversarialTraining:
         self.optimizer = torch.optim.Adam(
             self.discriminator.parameters(), lr=settings.lr_discriminator, betas=betas
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor)
 
     def generator_terms(
         self, real: torch.Tensor, generated: torch.Tensor, kp_driving: torch.Tensor
@@ -94,7 +92,7 @@ class AdversarialTraining:
         return self.settings.discriminator_gan * discriminator_lsgan_loss(real_out, generated_out)
 
     def step(self, discriminator_loss: torch.Tensor) -> None:
-        """One optimiser step of the discriminator on its loss."""
+        """One optimiser step of the discriminator on its loss (the trainer sets its lr)."""
         self.optimizer.zero_grad(set_to_none=True)
         discriminator_loss.backward()
         self.optimizer.step()
@@ -103,10 +101,8 @@ class AdversarialTraining:
         return {
             "discriminator": self.discriminator.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.discriminator.load_state_dict(state["discriminator"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])

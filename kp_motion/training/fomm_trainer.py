@@ -1,26 +1,27 @@
-"""The FOMM training loop: Adam + LR schedule, checkpoints with resume, CSV logs, validation.
+"""The FOMM training loop: `train_fomm` reads top to bottom, as one function.
 
 Runs as one process, or as one of N processes under torchrun (DistributedDataParallel, each
 process on its own device and its own share of every epoch, see kp_motion.training.distributed).
-Only rank 0 writes files and shows the progress bar.
+Only rank 0 writes files and shows the progress bar. The learning rate is a pure function of
+the step (`learning_rate_factor`), and a checkpoint is one dict (`checkpoint_dict`): resuming
+loads it and goes on, nothing else is restored or patched.
 
 Output folder:
     train_fomm.yaml        the training settings of the run
     train_log.csv          every `log_every` steps: losses (means over the interval), LRs, speed
     validation.csv         after every epoch and at the end: reconstruction L1 on the test split
     tensorboard/           the same scalars, only when the tensorboard package is installed
-    checkpoints/step_N/    resumable checkpoints (kp_motion.training.state; with the GAN on,
-                           also the discriminator and its optimiser)
+    checkpoints/step_N/    resumable checkpoints (kp_motion.training.state)
     model/                 the final weights as a project checkpoint (for animate, extract, ...)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import CsvLog
 from kp_motion.training.full_model import FommTrainingModel
 from kp_motion.training.losses import keypoints_in_use, load_vgg19
-from kp_motion.training.settings import TrainFommConfig
+from kp_motion.training.settings import OptimizerSettings, TrainFommConfig
 from kp_motion.training.state import (
     CHECKPOINTS_DIR,
     TrainingPosition,
@@ -62,34 +63,19 @@ CONFIG_COPY = "train_fomm.yaml"
 TRAIN_LOG = "train_log.csv"
 VALIDATION_LOG = "validation.csv"
 TENSORBOARD_DIR = "tensorboard"
+# The generator side's terms, in log order (extra terms follow, by name).
 LOSS_TERMS = (
     "reconstruction_l1",
     "ssim",
     "perceptual",
     "equivariance_value",
     "equivariance_jacobian",
-    "keypoint_concentration",
-    "keypoint_separation",
     "mask_balance",
-    "part_following",
-    "part_following_jacobian",
-    "background_mask",
     "generator_gan",
     "feature_matching",
 )
 # The discriminator's own loss: logged, not part of the generator's "loss".
 DISCRIMINATOR_TERM = "discriminator_gan"
-TRAIN_COLUMNS = (
-    "step",
-    "epoch",
-    "lr_kp_detector",
-    "lr_generator",
-    "lr_discriminator",
-    "loss",
-    *LOSS_TERMS,
-    DISCRIMINATOR_TERM,
-    "seconds_per_step",
-)
 # still_l1: the same frames compared with the unchanged source frame, i.e. what showing no
 # motion at all scores. A model below it has learned motion; one above it only blurs.
 # keypoints_in_use: mean over the videos of losses.keypoints_in_use (keypoint collapse shows).
@@ -97,6 +83,17 @@ VALIDATION_COLUMNS = (
     "step", "epochs_completed", "validation_l1", "still_l1", "keypoints_in_use", "videos",
     "frames",
 )  # fmt: skip
+# Per-process seed offsets: different warps, augmentations and loader workers on each process.
+_RANK_SEED = 1_000_003
+_EPOCH_SEED = 7919
+
+
+def train_columns(settings: TrainFommConfig) -> tuple[str, ...]:
+    """The columns of train_log.csv for a run with these settings."""
+    return (
+        "step", "epoch", "lr_kp_detector", "lr_generator", "lr_discriminator", "loss",
+        *LOSS_TERMS, *sorted(settings.losses.extra), DISCRIMINATOR_TERM, "seconds_per_step",
+    )  # fmt: skip
 
 
 class TrainingDivergedError(RuntimeError):
@@ -121,6 +118,9 @@ class TrainingResult:
     seconds: float
 
 
+# --------------------------------------------------------------------------- data
+
+
 def profile_size(model_config: ModelConfig) -> int:
     """The datasets serve square frames: the profile's side."""
     height, width = model_config.image_size
@@ -133,12 +133,17 @@ def profile_size(model_config: ModelConfig) -> int:
 
 
 def load_training_data(
-    root: str | Path, settings: TrainFommConfig, model_config: ModelConfig, progress: bool = True
+    root: str | Path,
+    settings: TrainFommConfig,
+    model_config: ModelConfig,
+    progress: bool = True,
+    pair_targets: Callable | None = None,
 ) -> TrainingData:
     """FramesDataset on <root>/train and VideoDataset on <root>/test (None when absent).
 
     The pairs and augmentations depend only on (seed, epoch, index), so a resumed run sees
     exactly the data the interrupted one would have, with any number of loader workers.
+    `pair_targets` adds tensors to every training pair (FramesDataset), for extra loss terms.
     """
     from kp_motion.data.datasets import FramesDataset, VideoDataset
 
@@ -156,7 +161,7 @@ def load_training_data(
         seed=settings.seed,
         progress=progress,
         max_frame_gap=data.max_frame_gap or None,
-        part_poses=_training_part_poses(root) if settings.losses.needs_part_poses else None,
+        pair_targets=pair_targets,
     )
     validation = None
     if (Path(root) / "test").is_dir():
@@ -174,19 +179,575 @@ def load_training_data(
     return TrainingData(train, validation)
 
 
-def _training_part_poses(root: str | Path) -> dict:
-    """The part poses losses.part_following and losses.background_mask need, which only a
-    synthetic dataset has."""
-    from kp_motion.data.synthetic import MANIFEST_NAME, video_part_poses
+# --------------------------------------------------------------------------- learning rate
 
-    poses = video_part_poses(root, "train")
-    if not poses:
+
+def learning_rate_factor(
+    step: int, optimizer: OptimizerSettings, steps_per_epoch: int, epochs: int
+) -> float:
+    """Multiplier of the base learning rates for optimiser step `step` (0-based): a linear
+    warm-up over optimizer.warmup_steps, times the schedule of the step's epoch
+    (step // steps_per_epoch): multistep, cosine from 1 to 0 over `epochs`, or constant."""
+    epoch = step // steps_per_epoch
+    if optimizer.schedule == "multistep":
+        passed = sum(1 for milestone in optimizer.milestones if epoch >= milestone)
+        factor = optimizer.gamma**passed
+    elif optimizer.schedule == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(epoch, epochs) / epochs))
+    else:
+        factor = 1.0
+    if step < optimizer.warmup_steps:
+        factor *= (step + 1) / (optimizer.warmup_steps + 1)
+    return factor
+
+
+def set_learning_rates(optimizer: torch.optim.Optimizer, base_rates: list[float], factor: float):
+    for group, base in zip(optimizer.param_groups, base_rates, strict=True):
+        group["lr"] = base * factor
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def train_fomm(
+    settings: TrainFommConfig,
+    data: TrainingData,
+    out_dir: str | Path,
+    context: distributed.DistributedContext | None = None,
+    model_config: ModelConfig | None = None,
+    resume: str | Path | None = None,
+    init_from: str | Path | None = None,
+    vgg19_weights: str | Path | None = None,
+    extra_meta: dict[str, Any] | None = None,
+    show_progress: bool = True,
+) -> TrainingResult:
+    """Train until all epochs (or max_steps) are done; writes the final model to out/model.
+
+    `resume` continues a run from a checkpoint folder (or an output folder's latest one);
+    `init_from` starts a new run from a model's weights."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    context = context or distributed.setup_distributed("cpu")
+    device = context.device
+    show_progress = show_progress and context.is_main
+    extra_meta = dict(extra_meta or {})
+    resume_folder = _start_folder(out_dir, resume, init_from)
+    checkpoint = read_training_state(resume_folder) if resume_folder is not None else None
+
+    # Models and optimisers: the same initial weights on every process (DDP broadcasts too).
+    seed_everything(settings.seed)
+    model_config, kp_detector, generator = build_training_models(
+        settings, model_config, resume_folder or init_from, resuming=checkpoint is not None
+    )
+    if init_from is not None:
+        extra_meta["initialised_from"] = str(init_from)
+    vgg = load_vgg19(vgg19_weights, device) if vgg19_weights else None
+    training_model = FommTrainingModel(
+        kp_detector, generator, settings.losses, model_config.estimate_jacobian, vgg
+    ).to(device)
+    model = wrap_for_distributed(training_model, context)
+    betas = tuple(settings.optimizer.betas)
+    optimizer = torch.optim.Adam(
+        [{"params": kp_detector.parameters()}, {"params": generator.parameters()}], betas=betas
+    )
+    base_rates = [settings.optimizer.lr_kp_detector, settings.optimizer.lr_generator]
+    adversarial = None
+    if settings.adversarial.enabled:
+        adversarial = AdversarialTraining(
+            settings.adversarial, model_config.num_channels, model_config.num_kp, betas, device,
+            lambda module: wrap_for_distributed(module, context),
+        )  # fmt: skip
+
+    # Data: each process its share of every epoch, in batches that resume mid-epoch.
+    sampler = distributed.ResumableDistributedSampler(
+        data.train, num_replicas=context.world_size, rank=context.rank,
+        batch_size=settings.batch_size, shuffle=True, seed=settings.seed,
+    )  # fmt: skip
+    steps_per_epoch = sampler.num_samples // settings.batch_size
+    if steps_per_epoch < 1:
         raise ValueError(
-            f"losses.part_following and losses.background_mask need part poses: {root} has "
-            f"no {MANIFEST_NAME} with training videos (a dataset made by kp-motion synth); "
-            f"set losses.part_following=0 and losses.background_mask=0"
+            f"the training set gives {sampler.num_samples} pairs per process and epoch, "
+            f"fewer than batch_size {settings.batch_size}: add videos, raise data.repeats "
+            f"or lower batch_size"
         )
-    return poses
+    planned_steps = settings.epochs * steps_per_epoch
+    total_steps = min(planned_steps, settings.max_steps) if settings.max_steps else planned_steps
+    # The loader's own generator (reseeded each epoch) gives the worker seeds; drawing them from
+    # the global generator would make a resumed run diverge from an uninterrupted one.
+    loader_generator = torch.Generator()
+    loader = DataLoader(
+        data.train, batch_size=settings.batch_size, sampler=sampler,
+        num_workers=settings.data.num_workers,
+        drop_last=True,  # a batch of 1 would make BatchNorm's statistics meaningless
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,  # fresh workers copy the dataset with its current epoch
+        generator=loader_generator,
+    )  # fmt: skip
+
+    # Where to start: step 0, or the checkpoint's position, optimisers and random streams.
+    seed_everything(settings.seed + _RANK_SEED * context.rank)
+    position = TrainingPosition()
+    if checkpoint is not None:
+        position = restore_checkpoint(checkpoint, optimizer, adversarial, context, settings.seed)
+        if position.batch_in_epoch > steps_per_epoch:
+            raise ValueError(
+                f"{resume_folder}: saved mid-epoch at batch {position.batch_in_epoch}, but an "
+                f"epoch now has only {steps_per_epoch} batches (other data or batch size?)"
+            )
+    logs = TrainingLogs(out_dir, settings, context)
+    logs.start(resumed_at=position.step if checkpoint is not None else None)
+
+    def save(validation_l1: float | None = None) -> Path | None:
+        state = checkpoint_dict(settings, position, optimizer, adversarial, context)
+        model_meta = {**extra_meta, "step": position.step, "epoch": position.epoch,
+                      "train_config": state["settings"]}  # fmt: skip
+        return write_checkpoint(out_dir, state, (model_config, kp_detector, generator),
+                                model_meta, settings.keep_checkpoints, context)  # fmt: skip
+
+    def validate_and_log() -> float | None:
+        result = validate(training_model, data.validation, settings, context)
+        logs.validation_row(position, result)
+        return None if result is None else result["validation_l1"]
+
+    progress = tqdm(
+        total=total_steps, initial=min(position.step, total_steps), desc="train fomm",
+        unit="step", disable=not show_progress, dynamic_ncols=True,
+    )  # fmt: skip
+    last_checkpoint = validation_l1 = None
+    interval = LossInterval()
+    while position.epoch < settings.epochs and position.step < total_steps:
+        sampler.set_epoch(position.epoch, position.batch_in_epoch)
+        loader_generator.manual_seed(
+            settings.seed * _RANK_SEED + position.epoch * _EPOCH_SEED + context.rank
+        )
+        if hasattr(data.train, "set_epoch"):
+            data.train.set_epoch(position.epoch)
+        for batch in loader:
+            factor = learning_rate_factor(
+                position.step, settings.optimizer, steps_per_epoch, settings.epochs
+            )
+            set_learning_rates(optimizer, base_rates, factor)
+            if adversarial is not None:
+                set_learning_rates(adversarial.optimizer, [settings.adversarial.lr_discriminator],
+                                   factor)  # fmt: skip
+            terms = train_step(model, optimizer, adversarial, batch, device, position.step + 1)
+            position.step += 1
+            position.batch_in_epoch += 1
+            progress.update(1)
+            interval.add(terms)
+            if position.step % settings.log_every == 0:
+                means = logs.train_row(position, interval, optimizer, adversarial)
+                progress.set_postfix(loss=f"{means['loss']:.4f}")
+            every = settings.checkpoint_every
+            epoch_done = position.batch_in_epoch >= steps_per_epoch
+            if every and position.step % every == 0 and not epoch_done:
+                last_checkpoint = save()  # (the epoch's end saves one anyway)
+            if position.step >= total_steps:
+                break
+        if position.batch_in_epoch < steps_per_epoch and position.step < total_steps:
+            raise RuntimeError(
+                f"the data loader ended after {position.batch_in_epoch} of {steps_per_epoch} "
+                f"batches of epoch {position.epoch}"
+            )
+        if position.batch_in_epoch >= steps_per_epoch:
+            position.epoch += 1
+            position.batch_in_epoch = 0
+            validation_l1 = validate_and_log()
+            last_checkpoint = save()
+    progress.close()
+    if interval.steps:
+        logs.train_row(position, interval, optimizer, adversarial)
+    if position.batch_in_epoch:  # stopped mid-epoch by max_steps
+        validation_l1 = validate_and_log()
+        last_checkpoint = save()
+    final_model = out_dir / MODEL_DIR
+    if context.is_main:
+        meta = {
+            **extra_meta,
+            "step": position.step,
+            "epoch": position.epoch,
+            "train_config": config_io.to_dict(settings),
+            "validation_l1": validation_l1,
+        }
+        save_checkpoint(final_model, model_config, kp_detector, generator, meta)
+    logs.close()
+    distributed.barrier(context)
+    return TrainingResult(
+        steps=position.step,
+        epochs_completed=position.epoch,
+        final_model=final_model,
+        last_checkpoint=last_checkpoint,
+        validation_l1=validation_l1,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# --------------------------------------------------------------------------- one step
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    adversarial: AdversarialTraining | None,
+    batch: dict[str, Any],
+    device: torch.device,
+    step: int,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on a batch (and one of the discriminator, with the GAN on); returns
+    the detached loss terms and their sum, "loss" (the generator side's)."""
+    source = batch["source"].to(device, non_blocking=True)
+    driving = batch["driving"].to(device, non_blocking=True)
+    # Whatever else the dataset serves (pair_targets) goes to the extra loss terms.
+    targets = {key: value.to(device, non_blocking=True) for key, value in batch.items()
+               if key not in ("source", "driving") and isinstance(value, torch.Tensor)}  # fmt: skip
+    losses, generated = model(source, driving, targets)
+    if adversarial is not None:
+        losses.update(
+            adversarial.generator_terms(driving, generated["prediction"], generated["kp_driving"])
+        )
+    total = torch.stack(list(losses.values())).sum()
+    _check_finite(total, losses, step)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    terms = {"loss": total.detach(), **{name: value.detach() for name, value in losses.items()}}
+    if adversarial is not None:
+        discriminator_loss = adversarial.discriminator_loss(
+            driving, generated["prediction"], generated["kp_driving"]
+        )
+        _check_finite(discriminator_loss, {DISCRIMINATOR_TERM: discriminator_loss}, step)
+        adversarial.step(discriminator_loss)
+        terms[DISCRIMINATOR_TERM] = discriminator_loss.detach()
+    return terms
+
+
+def _check_finite(total: torch.Tensor, losses: dict[str, torch.Tensor], step: int) -> None:
+    if not torch.isfinite(total):
+        terms = ", ".join(f"{name}={value.item():.4g}" for name, value in losses.items())
+        raise TrainingDivergedError(
+            f"non-finite loss at step {step} ({terms}); lower the learning rates or resume "
+            f"from an earlier checkpoint"
+        )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def validate(
+    training_model: FommTrainingModel,
+    dataset: Dataset | None,
+    settings: TrainFommConfig,
+    context: distributed.DistributedContext,
+) -> dict[str, float] | None:
+    """Reconstruction L1 on the test split (source = each video's first frame), beside the
+    still source's L1 and the keypoints in use; the videos are shared among the processes."""
+    if dataset is None:
+        return None
+    limits = settings.validation
+    count = len(dataset) if limits.max_videos == 0 else min(len(dataset), limits.max_videos)
+    training_model.eval()
+    # |rendered - driving|, |source - driving|, values, frames, keypoints in use
+    sums = torch.zeros(5, dtype=torch.float64, device=context.device)
+    for index in range(context.rank, count, context.world_size):
+        video = dataset[index]["video"]
+        if limits.max_frames:
+            video = video[: limits.max_frames]
+        sums += _reconstruction_error(training_model, video.to(context.device), limits.batch_size)
+    training_model.train()
+    totals = distributed.all_reduce_sum(sums, context)
+    if totals[2] == 0:
+        return None
+    return {
+        "validation_l1": float(totals[0] / totals[2]),
+        "still_l1": float(totals[1] / totals[2]),
+        "keypoints_in_use": float(totals[4] / count),
+        "videos": count,
+        "frames": int(totals[3]),
+    }
+
+
+def _reconstruction_error(
+    training_model: FommTrainingModel, video: torch.Tensor, batch_size: int
+) -> torch.Tensor:
+    kp_detector, generator = training_model.kp_detector, training_model.generator
+    source = video[:1]
+    kp_source = kp_detector(source)
+    error = torch.zeros(5, dtype=torch.float64, device=video.device)
+    masks = []
+    for driving in video.split(batch_size):
+        count = driving.shape[0]
+        rendered = generator(
+            source.expand(count, -1, -1, -1),
+            {name: value.expand(count, *value.shape[1:]) for name, value in kp_source.items()},
+            kp_detector(driving),
+            full_outputs=False,
+        )
+        error[0] += (rendered["prediction"] - driving).abs().sum().double()
+        error[1] += (source - driving).abs().sum().double()
+        error[2] += driving.numel()
+        error[3] += count
+        masks.append(rendered["mask"])
+    error[4] = keypoints_in_use(torch.cat(masks))
+    return error
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _start_folder(
+    out_dir: Path, resume: str | Path | None, init_from: str | Path | None
+) -> Path | None:
+    """The checkpoint folder to resume from (None: a new run), after the start's checks."""
+    if resume is not None and init_from is not None:
+        raise ValueError(
+            "resume continues a run; init_from starts a new one from a model's weights: "
+            "give one of them"
+        )
+    if resume is not None:
+        return resolve_resume(resume)
+    if list_checkpoints(out_dir / CHECKPOINTS_DIR):
+        # A fresh run would interleave its checkpoints with the old run's.
+        raise ValueError(
+            f"{out_dir} already holds checkpoints of a training run: resume it "
+            f"(--resume {out_dir}) or choose another output folder"
+        )
+    return None
+
+
+def build_training_models(
+    settings: TrainFommConfig,
+    model_config: ModelConfig | None,
+    weights_folder: str | Path | None,
+    resuming: bool,
+) -> tuple[ModelConfig, nn.Module, nn.Module]:
+    """New models of the profile, or with the weights of a checkpoint/model folder.
+
+    A resumed run must have the profile it was saved with. A run started from a model's
+    weights (init_from) may change the profile where no weight changes shape, e.g. switch
+    generator.output_blend on for a trained model: the weights must load strictly."""
+    wanted = model_config or load_profile(settings.profile)
+    if weights_folder is None:
+        kp_detector, generator = build_models(wanted)
+        return wanted, kp_detector.train(), generator.train()
+    saved_config, kp_detector, generator = load_model(weights_folder)
+    if saved_config == wanted:
+        return saved_config, kp_detector.train(), generator.train()
+    differences = "; ".join(config_io.differences(saved_config, wanted))
+    if resuming:
+        raise ValueError(
+            f"{weights_folder} was trained with profile {saved_config.name!r}, which "
+            f"differs from the requested profile {wanted.name!r} ({differences})"
+        )
+    new_detector, new_generator = build_models(wanted)
+    where = f"{weights_folder} (profile {saved_config.name!r}) for profile {wanted.name!r}"
+    strict_load(new_detector, kp_detector.state_dict(), f"{where}, kp_detector")
+    strict_load(new_generator, generator.state_dict(), f"{where}, generator")
+    logger.info("initialised from %s, whose profile differs: %s", weights_folder, differences)
+    return wanted, new_detector.train(), new_generator.train()
+
+
+def wrap_for_distributed(model: nn.Module, context: distributed.DistributedContext) -> nn.Module:
+    if not context.is_distributed:
+        return model
+    if context.device.type == "cuda":
+        # Batch statistics over the whole distributed batch, as with one big batch.
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[context.device])
+    return DistributedDataParallel(model)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_dict(
+    settings: TrainFommConfig,
+    position: TrainingPosition,
+    optimizer: torch.optim.Optimizer,
+    adversarial: AdversarialTraining | None,
+    context: distributed.DistributedContext,
+) -> dict[str, Any]:
+    """Everything a run resumes from but the model (whose files sit beside it): every process
+    must call it, as it gathers their random generators."""
+    state = {
+        "step": position.step,
+        "epoch": position.epoch,
+        "batch_in_epoch": position.batch_in_epoch,
+        "settings": config_io.to_dict(settings),
+        "optimizer": optimizer.state_dict(),
+        "rng": _gather_rng_states(context),
+        "world_size": context.world_size,
+    }
+    if adversarial is not None:
+        state["adversarial"] = adversarial.state_dict()
+    return state
+
+
+def write_checkpoint(
+    out_dir: Path,
+    state: dict[str, Any],
+    model: tuple[ModelConfig, nn.Module, nn.Module],
+    model_meta: dict[str, Any],
+    keep: int,
+    context: distributed.DistributedContext,
+) -> Path | None:
+    """Write checkpoints/step_N (rank 0: model files + training state) and prune old ones."""
+    folder = None
+    if context.is_main:
+        checkpoints_dir = out_dir / CHECKPOINTS_DIR
+        name = checkpoint_name(state["step"])
+        staging = checkpoints_dir / f".{name}.partial"
+        save_checkpoint(staging, *model, model_meta)
+        write_training_state(staging, state)
+        folder = publish_checkpoint(staging, checkpoints_dir / name)
+        prune_checkpoints(checkpoints_dir, keep)
+    distributed.barrier(context)
+    return folder
+
+
+def restore_checkpoint(
+    state: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    adversarial: AdversarialTraining | None,
+    context: distributed.DistributedContext,
+    seed: int,
+) -> TrainingPosition:
+    """Load a checkpoint's optimiser states and random streams; its position in the run."""
+    optimizer.load_state_dict(state["optimizer"])
+    saved_gan = state.get("adversarial")
+    if adversarial is not None and saved_gan is not None:
+        adversarial.load_state_dict(saved_gan)
+    elif adversarial is not None:  # e.g. a reconstruction-only run continued with the GAN on
+        logger.warning("the checkpoint has no discriminator: it starts from new weights")
+    elif saved_gan is not None:
+        logger.info("the checkpoint has a discriminator; the GAN is off in this run")
+    position = TrainingPosition(
+        int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+    )
+    if int(state["world_size"]) == context.world_size:
+        restore_rng_state(state["rng"][context.rank], context.device)
+    else:
+        # Another process count: the old per-process streams do not map onto the new ones.
+        logger.warning(
+            "resuming with %d processes from a %d-process run: random streams reseeded",
+            context.world_size, int(state["world_size"]),
+        )  # fmt: skip
+        seed_everything(seed + _RANK_SEED * context.rank + position.step)
+    return position
+
+
+def _gather_rng_states(context: distributed.DistributedContext) -> list[dict[str, Any]]:
+    local = capture_rng_state(context.device)
+    if not context.is_distributed:
+        return [local]
+    gathered: list[Any] = [None] * context.world_size
+    torch.distributed.all_gather_object(gathered, local)
+    return gathered
+
+
+# --------------------------------------------------------------------------- logs
+
+
+class LossInterval:
+    """Sums of the loss terms over the steps since the last row of train_log.csv."""
+
+    def __init__(self) -> None:
+        self._restart()
+
+    def _restart(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps = 0
+        self.started = time.perf_counter()
+
+    def add(self, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.steps += 1
+
+    def take(self) -> tuple[dict[str, torch.Tensor], int, float]:
+        """(sums, steps, seconds) so far; the interval starts again."""
+        taken = (self.sums, self.steps, time.perf_counter() - self.started)
+        self._restart()
+        return taken
+
+
+class TrainingLogs:
+    """train_log.csv, validation.csv, the settings copy and TensorBoard (rank 0 writes)."""
+
+    def __init__(
+        self, out_dir: Path, settings: TrainFommConfig, context: distributed.DistributedContext
+    ) -> None:
+        self.out_dir, self.settings, self.context = out_dir, settings, context
+        self.train = CsvLog(out_dir / TRAIN_LOG, train_columns(settings))
+        self.validation = CsvLog(out_dir / VALIDATION_LOG, VALIDATION_COLUMNS)
+        self.tensorboard = None
+
+    def start(self, resumed_at: int | None) -> None:
+        """Write the settings copy; start the logs (cut back to `resumed_at` when resuming)."""
+        if not self.context.is_main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        config_io.save(self.settings, self.out_dir / CONFIG_COPY)
+        self.train.start(resumed_at)
+        self.validation.start(resumed_at)
+        self.tensorboard = open_tensorboard(self.out_dir / TENSORBOARD_DIR)
+
+    def train_row(
+        self,
+        position: TrainingPosition,
+        interval: LossInterval,
+        optimizer: torch.optim.Optimizer,
+        adversarial: AdversarialTraining | None,
+    ) -> dict[str, float]:
+        """Log the interval's mean terms over all processes (every process must call it)."""
+        sums, steps, seconds = interval.take()
+        names = sorted(sums)
+        stacked = torch.stack([sums[name] for name in names]).double()
+        totals = distributed.all_reduce_sum(stacked, self.context)
+        scale = steps * self.context.world_size
+        means = {name: float(totals[i]) / scale for i, name in enumerate(names)}
+        row = {
+            "step": position.step,
+            "epoch": position.epoch,
+            "lr_kp_detector": optimizer.param_groups[0]["lr"],
+            "lr_generator": optimizer.param_groups[1]["lr"],
+            **means,
+            "seconds_per_step": seconds / steps,
+        }
+        if adversarial is not None:
+            row["lr_discriminator"] = adversarial.optimizer.param_groups[0]["lr"]
+        if self.context.is_main:
+            self.train.append(row)
+            if self.tensorboard is not None:
+                for name, value in row.items():
+                    if name not in ("step", "epoch"):
+                        self.tensorboard.add_scalar(f"train/{name}", value, position.step)
+        return means
+
+    def validation_row(self, position: TrainingPosition, result: dict[str, float] | None):
+        if result is None or not self.context.is_main:
+            return
+        self.validation.append(
+            {"step": position.step, "epochs_completed": position.epoch, **result}
+        )
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("validation/l1", result["validation_l1"], position.step)
+        tqdm.write(
+            f"step {position.step} epoch {position.epoch}: validation L1 "
+            f"{result['validation_l1']:.5f}, still source {result['still_l1']:.5f}, "
+            f"keypoints in use {result['keypoints_in_use']:.1f} ({result['videos']} videos, "
+            f"{result['frames']} frames)"
+        )
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def open_tensorboard(log_dir: Path) -> Any | None:
@@ -196,535 +757,3 @@ def open_tensorboard(log_dir: Path) -> Any | None:
     except ImportError:  # tensorboard is optional: the CSV logs are always written
         return None
     return SummaryWriter(log_dir=str(log_dir))
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def lr_factor(epoch: int, settings: TrainFommConfig) -> float:
-    """Multiplier of the base learning rates during `epoch` (0-based)."""
-    optimizer = settings.optimizer
-    if optimizer.schedule == "multistep":
-        passed = sum(1 for milestone in optimizer.milestones if epoch >= milestone)
-        return optimizer.gamma**passed
-    if optimizer.schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, settings.epochs) / settings.epochs))
-    return 1.0
-
-
-def _expand_keypoints(kp: dict[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
-    return {name: value.expand(count, *value.shape[1:]) for name, value in kp.items()}
-
-
-class FommTrainer:
-    """Trains a FOMM detector + generator; `run()` goes until the epochs or max_steps are done."""
-
-    def __init__(
-        self,
-        settings: TrainFommConfig,
-        data: TrainingData,
-        out_dir: str | Path,
-        context: distributed.DistributedContext | None = None,
-        model_config: ModelConfig | None = None,
-        resume: str | Path | None = None,
-        init_from: str | Path | None = None,
-        vgg19_weights: str | Path | None = None,
-        extra_meta: dict[str, Any] | None = None,
-        show_progress: bool = True,
-    ) -> None:
-        self.settings = settings
-        self.data = data
-        self.out_dir = Path(out_dir)
-        self.context = context or distributed.setup_distributed("cpu")
-        self.device = self.context.device
-        self.extra_meta = dict(extra_meta or {})
-        self.show_progress = show_progress and self.context.is_main
-        self.position = TrainingPosition()
-
-        if resume is not None and init_from is not None:
-            raise ValueError(
-                "resume continues a run; init_from starts a new one from a model's weights: "
-                "give one of them"
-            )
-        resume_folder = resolve_resume(resume) if resume is not None else None
-        if resume_folder is None and list_checkpoints(self.out_dir / CHECKPOINTS_DIR):
-            # A fresh run would interleave its checkpoints with the old run's.
-            raise ValueError(
-                f"{self.out_dir} already holds checkpoints of a training run: resume it "
-                f"(--resume {self.out_dir}) or choose another output folder"
-            )
-        # Same initial weights on every process (DDP also broadcasts rank 0's at wrap time).
-        seed_everything(settings.seed)
-        self.model_config, self.kp_detector, self.generator = self._build_models(
-            model_config, resume_folder or init_from, resuming=resume_folder is not None
-        )
-        if init_from is not None:
-            self.extra_meta["initialised_from"] = str(init_from)
-        vgg = load_vgg19(vgg19_weights, self.device) if vgg19_weights else None
-        self.training_model = FommTrainingModel(
-            self.kp_detector,
-            self.generator,
-            settings.losses,
-            self.model_config.estimate_jacobian,
-            vgg,
-        ).to(self.device)
-        self.model = self._wrap_for_distributed(self.training_model)
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": self.kp_detector.parameters(), "lr": settings.optimizer.lr_kp_detector},
-                {"params": self.generator.parameters(), "lr": settings.optimizer.lr_generator},
-            ],
-            betas=tuple(settings.optimizer.betas),
-        )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda epoch: lr_factor(epoch, settings)
-        )
-        self.adversarial = None
-        if settings.adversarial.enabled:
-            self.adversarial = AdversarialTraining(
-                settings.adversarial,
-                self.model_config.num_channels,
-                self.model_config.num_kp,
-                tuple(settings.optimizer.betas),
-                lambda epoch: lr_factor(epoch, settings),
-                self.device,
-                self._wrap_for_distributed,
-            )
-        self.sampler = distributed.ResumableDistributedSampler(
-            data.train,
-            num_replicas=self.context.world_size,
-            rank=self.context.rank,
-            batch_size=settings.batch_size,
-            shuffle=True,
-            seed=settings.seed,
-        )
-        self.steps_per_epoch = self.sampler.num_samples // settings.batch_size
-        if self.steps_per_epoch < 1:
-            raise ValueError(
-                f"the training set gives {self.sampler.num_samples} pairs per process and epoch, "
-                f"fewer than batch_size {settings.batch_size}: add videos, raise data.repeats "
-                f"or lower batch_size"
-            )
-        self.loader = self._make_loader()
-        # Different warps and augmentations on each process from here on.
-        seed_everything(settings.seed + 1_000_003 * self.context.rank)
-        if resume_folder is not None:
-            self._load_training_state(resume_folder)
-        self.train_log = CsvLog(self.out_dir / TRAIN_LOG, TRAIN_COLUMNS)
-        self.validation_log = CsvLog(self.out_dir / VALIDATION_LOG, VALIDATION_COLUMNS)
-        self.resumed_from = resume_folder
-        self.tensorboard = None  # opened by run() on rank 0 when tensorboard is installed
-
-    # ------------------------------------------------------------------ setup
-
-    def _build_models(
-        self, model_config: ModelConfig | None, weights_folder: str | Path | None, resuming: bool
-    ) -> tuple[ModelConfig, nn.Module, nn.Module]:
-        """New models of the profile, or with the weights of a checkpoint/model folder.
-
-        A resumed run must have the profile it was saved with. A run started from a model's
-        weights (init_from) may change the profile where no weight changes shape, e.g. switch
-        generator.output_blend on for a trained model: the weights must load strictly."""
-        wanted = model_config or load_profile(self.settings.profile)
-        if weights_folder is None:
-            kp_detector, generator = build_models(wanted)
-            return wanted, kp_detector.train(), generator.train()
-        saved_config, kp_detector, generator = load_model(weights_folder)
-        if saved_config == wanted:
-            return saved_config, kp_detector.train(), generator.train()
-        differences = "; ".join(config_io.differences(saved_config, wanted))
-        if resuming:
-            raise ValueError(
-                f"{weights_folder} was trained with profile {saved_config.name!r}, which "
-                f"differs from the requested profile {wanted.name!r} ({differences})"
-            )
-        new_detector, new_generator = build_models(wanted)
-        where = f"{weights_folder} (profile {saved_config.name!r}) for profile {wanted.name!r}"
-        strict_load(new_detector, kp_detector.state_dict(), f"{where}, kp_detector")
-        strict_load(new_generator, generator.state_dict(), f"{where}, generator")
-        logger.info("initialised from %s, whose profile differs: %s", weights_folder, differences)
-        return wanted, new_detector.train(), new_generator.train()
-
-    def _wrap_for_distributed(self, model: nn.Module) -> nn.Module:
-        if not self.context.is_distributed:
-            return model
-        if self.device.type == "cuda":
-            # Batch statistics over the whole distributed batch, as with one big batch.
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            return DistributedDataParallel(model, device_ids=[self.device])
-        return DistributedDataParallel(model)
-
-    def _make_loader(self) -> DataLoader:
-        workers = self.settings.data.num_workers
-        # The loader's own generator (reseeded each epoch) gives the worker seeds; without it
-        # each new epoch iterator would draw from the global generator, and a resumed run
-        # (which starts its iterator at another point) would diverge from an uninterrupted one.
-        self.loader_generator = torch.Generator()
-        return DataLoader(
-            self.data.train,
-            batch_size=self.settings.batch_size,
-            sampler=self.sampler,
-            num_workers=workers,
-            drop_last=True,  # a batch of 1 would make BatchNorm's statistics meaningless
-            pin_memory=self.device.type == "cuda",
-            # Fresh workers each epoch: they copy the dataset, and with it its current epoch.
-            persistent_workers=False,
-            generator=self.loader_generator,
-        )
-
-    @property
-    def total_steps(self) -> int:
-        planned = self.settings.epochs * self.steps_per_epoch
-        return min(planned, self.settings.max_steps) if self.settings.max_steps else planned
-
-    # ------------------------------------------------------------------ checkpoints
-
-    def _load_training_state(self, folder: Path) -> None:
-        state = read_training_state(folder)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self._load_adversarial_state(state.get("adversarial"), folder)
-        self._apply_learning_rate_settings()
-        self.position = TrainingPosition(
-            int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
-        )
-        rank = self.context.rank
-        if int(state["world_size"]) == self.context.world_size:
-            restore_rng_state(state["rng"][rank], self.device)
-        else:
-            # Another process count: the old per-process streams do not map onto the new ones.
-            logger.warning(
-                "resuming with %d processes from a %d-process run: random streams reseeded",
-                self.context.world_size,
-                int(state["world_size"]),
-            )
-            seed_everything(self.settings.seed + 1_000_003 * rank + self.position.step)
-        if self.position.batch_in_epoch > self.steps_per_epoch:
-            raise ValueError(
-                f"{folder}: saved mid-epoch at batch {self.position.batch_in_epoch}, but an epoch "
-                f"now has only {self.steps_per_epoch} batches (other data or batch size?)"
-            )
-
-    def _load_adversarial_state(self, state: dict[str, Any] | None, folder: Path) -> None:
-        if self.adversarial is None:
-            if state is not None:
-                logger.info("%s has a discriminator; the GAN is off in this run", folder)
-            return
-        if state is None:
-            # E.g. a reconstruction-only run continued with the GAN switched on.
-            logger.warning("%s has no discriminator: it starts from new weights", folder)
-            self.adversarial.scheduler.last_epoch = self.scheduler.last_epoch
-            return
-        self.adversarial.load_state_dict(state)
-
-    def _apply_learning_rate_settings(self) -> None:
-        """The settings' learning rates and schedule, not the checkpoint's, from now on.
-
-        Loading the optimiser and scheduler states brings back the rates they were built with;
-        a resumed run that changes `optimizer.lr_*` or the milestones must get the new ones at
-        once (an unchanged run gets exactly the rates it had)."""
-        optimizer = self.settings.optimizer
-        schedules = [
-            (self.optimizer, self.scheduler, [optimizer.lr_kp_detector, optimizer.lr_generator])
-        ]
-        if self.adversarial is not None:
-            schedules.append(
-                (
-                    self.adversarial.optimizer,
-                    self.adversarial.scheduler,
-                    [self.settings.adversarial.lr_discriminator],
-                )
-            )
-        for torch_optimizer, scheduler, base_rates in schedules:
-            factor = lr_factor(scheduler.last_epoch, self.settings)
-            scheduler.base_lrs = list(base_rates)
-            for group, base in zip(torch_optimizer.param_groups, base_rates, strict=True):
-                group["initial_lr"] = base
-                group["lr"] = base * factor
-
-    def _gather_rng_states(self) -> list[dict[str, Any]]:
-        local = capture_rng_state(self.device)
-        if not self.context.is_distributed:
-            return [local]
-        gathered: list[Any] = [None] * self.context.world_size
-        torch.distributed.all_gather_object(gathered, local)
-        return gathered
-
-    def _meta(self) -> dict[str, Any]:
-        return {
-            **self.extra_meta,
-            "step": self.position.step,
-            "epoch": self.position.epoch,
-            "train_config": config_io.to_dict(self.settings),
-        }
-
-    def save_checkpoint(self) -> Path | None:
-        """Write checkpoints/step_N (rank 0); every process must call it (RNG states gathered)."""
-        rng_states = self._gather_rng_states()
-        folder = None
-        if self.context.is_main:
-            checkpoints_dir = self.out_dir / CHECKPOINTS_DIR
-            name = checkpoint_name(self.position.step)
-            staging = checkpoints_dir / f".{name}.partial"
-            save_checkpoint(
-                staging, self.model_config, self.kp_detector, self.generator, self._meta()
-            )
-            write_training_state(
-                staging,
-                {
-                    **dataclasses.asdict(self.position),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "rng": rng_states,
-                    "world_size": self.context.world_size,
-                    **(
-                        {"adversarial": self.adversarial.state_dict()}
-                        if self.adversarial is not None
-                        else {}
-                    ),
-                },
-            )
-            folder = publish_checkpoint(staging, checkpoints_dir / name)
-            prune_checkpoints(checkpoints_dir, self.settings.keep_checkpoints)
-        distributed.barrier(self.context)
-        return folder
-
-    # ------------------------------------------------------------------ steps
-
-    def _check_finite(self, total: torch.Tensor, losses: dict[str, torch.Tensor]) -> None:
-        if not torch.isfinite(total):
-            terms = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
-            raise TrainingDivergedError(
-                f"non-finite loss at step {self.position.step + 1} ({terms}); lower the learning "
-                f"rates or resume from an earlier checkpoint"
-            )
-
-    def train_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """One optimiser step on a batch (and one of the discriminator, with the GAN on);
-        returns the detached loss terms and the generator side's sum."""
-        source = batch["source"].to(self.device, non_blocking=True)
-        driving = batch["driving"].to(self.device, non_blocking=True)
-        parts = None
-        if "parts_valid" in batch:
-            parts = {key: batch[key].to(self.device, non_blocking=True)
-                     for key in ("parts_source", "parts_driving", "parts_valid")}  # fmt: skip
-        losses, generated = self.model(source, driving, parts)
-        if self.adversarial is not None:
-            losses.update(
-                self.adversarial.generator_terms(
-                    driving, generated["prediction"], generated["kp_driving"]
-                )
-            )
-        total = torch.stack(list(losses.values())).sum()
-        self._check_finite(total, losses)
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        self.optimizer.step()
-        terms = {"loss": total.detach(), **{k: v.detach() for k, v in losses.items()}}
-        if self.adversarial is not None:
-            discriminator_loss = self.adversarial.discriminator_loss(
-                driving, generated["prediction"], generated["kp_driving"]
-            )
-            self._check_finite(discriminator_loss, {DISCRIMINATOR_TERM: discriminator_loss})
-            self.adversarial.step(discriminator_loss)
-            terms[DISCRIMINATOR_TERM] = discriminator_loss.detach()
-        return terms
-
-    @torch.no_grad()
-    def validate(self) -> dict[str, float] | None:
-        """Reconstruction L1 on the test split: source = each video's first frame."""
-        dataset = self.data.validation
-        if dataset is None:
-            return None
-        limits = self.settings.validation
-        count = len(dataset) if limits.max_videos == 0 else min(len(dataset), limits.max_videos)
-        self.training_model.eval()
-        # |rendered - driving|, |source - driving|, values, frames, keypoints in use
-        sums = torch.zeros(5, dtype=torch.float64, device=self.device)
-        for index in range(self.context.rank, count, self.context.world_size):
-            video = dataset[index]["video"]
-            if limits.max_frames:
-                video = video[: limits.max_frames]
-            sums += self._reconstruction_error(video.to(self.device), limits.batch_size)
-        self.training_model.train()
-        totals = distributed.all_reduce_sum(sums, self.context)
-        if totals[2] == 0:
-            return None
-        return {
-            "validation_l1": float(totals[0] / totals[2]),
-            "still_l1": float(totals[1] / totals[2]),
-            "keypoints_in_use": float(totals[4] / count),
-            "videos": count,
-            "frames": int(totals[3]),
-        }
-
-    def _reconstruction_error(self, video: torch.Tensor, batch_size: int) -> torch.Tensor:
-        source = video[:1]
-        kp_source = self.kp_detector(source)
-        error = torch.zeros(5, dtype=torch.float64, device=self.device)
-        masks = []
-        for driving in video.split(batch_size):
-            count = driving.shape[0]
-            rendered = self.generator(
-                source.expand(count, -1, -1, -1),
-                _expand_keypoints(kp_source, count),
-                self.kp_detector(driving),
-                full_outputs=False,
-            )
-            error[0] += (rendered["prediction"] - driving).abs().sum().double()
-            error[1] += (source - driving).abs().sum().double()
-            error[2] += driving.numel()
-            error[3] += count
-            masks.append(rendered["mask"])
-        error[4] = keypoints_in_use(torch.cat(masks))
-        return error
-
-    # ------------------------------------------------------------------ loop
-
-    def _log_interval(
-        self, sums: dict[str, torch.Tensor], steps: int, seconds: float
-    ) -> dict[str, float]:
-        names = sorted(sums)
-        stacked = torch.stack([sums[name] for name in names]).double()
-        totals = distributed.all_reduce_sum(stacked, self.context)
-        scale = steps * self.context.world_size
-        means = {name: float(totals[i]) / scale for i, name in enumerate(names)}
-        row = {
-            "step": self.position.step,
-            "epoch": self.position.epoch,
-            "lr_kp_detector": self.optimizer.param_groups[0]["lr"],
-            "lr_generator": self.optimizer.param_groups[1]["lr"],
-            **(
-                {"lr_discriminator": self.adversarial.optimizer.param_groups[0]["lr"]}
-                if self.adversarial is not None
-                else {}
-            ),
-            **means,
-            "seconds_per_step": seconds / steps,
-        }
-        if self.context.is_main:
-            self.train_log.append(row)
-            if self.tensorboard is not None:
-                for name, value in row.items():
-                    if name not in ("step", "epoch"):
-                        self.tensorboard.add_scalar(f"train/{name}", value, self.position.step)
-        return means
-
-    def _record_validation(self) -> float | None:
-        result = self.validate()
-        if result is None:
-            return None
-        if self.context.is_main:
-            self.validation_log.append(
-                {"step": self.position.step, "epochs_completed": self.position.epoch, **result}
-            )
-            if self.tensorboard is not None:
-                self.tensorboard.add_scalar(
-                    "validation/l1", result["validation_l1"], self.position.step
-                )
-            tqdm.write(
-                f"step {self.position.step} epoch {self.position.epoch}: validation L1 "
-                f"{result['validation_l1']:.5f}, still source {result['still_l1']:.5f}, "
-                f"keypoints in use {result['keypoints_in_use']:.1f} ({result['videos']} videos, "
-                f"{result['frames']} frames)"
-            )
-        return result["validation_l1"]
-
-    def _start_files(self) -> None:
-        if not self.context.is_main:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        config_io.save(self.settings, self.out_dir / CONFIG_COPY)
-        resume_step = self.position.step if self.resumed_from is not None else None
-        self.train_log.start(resume_step)
-        self.validation_log.start(resume_step)
-        self.tensorboard = open_tensorboard(self.out_dir / TENSORBOARD_DIR)
-
-    def run(self) -> TrainingResult:
-        """Train until all epochs (or max_steps) are done; writes the final model to out/model."""
-        started = time.perf_counter()
-        self._start_files()
-        settings = self.settings
-        progress = tqdm(
-            total=self.total_steps,
-            initial=min(self.position.step, self.total_steps),
-            desc="train fomm",
-            unit="step",
-            disable=not self.show_progress,
-            dynamic_ncols=True,
-        )
-        last_checkpoint = None
-        validation_l1 = None
-        interval_sums: dict[str, torch.Tensor] = {}
-        interval_steps, interval_start = 0, time.perf_counter()
-        while self.position.epoch < settings.epochs and self.position.step < self.total_steps:
-            self.sampler.set_epoch(self.position.epoch, self.position.batch_in_epoch)
-            self.loader_generator.manual_seed(
-                self.settings.seed * 1_000_003 + self.position.epoch * 7919 + self.context.rank
-            )
-            if hasattr(self.data.train, "set_epoch"):
-                self.data.train.set_epoch(self.position.epoch)
-            for batch in self.loader:
-                terms = self.train_step(batch)
-                self.position.step += 1
-                self.position.batch_in_epoch += 1
-                progress.update(1)
-                for name, value in terms.items():
-                    interval_sums[name] = interval_sums.get(name, 0.0) + value
-                interval_steps += 1
-                if self.position.step % settings.log_every == 0:
-                    means = self._log_interval(
-                        interval_sums, interval_steps, time.perf_counter() - interval_start
-                    )
-                    progress.set_postfix(loss=f"{means['loss']:.4f}")
-                    interval_sums, interval_steps = {}, 0
-                    interval_start = time.perf_counter()
-                every = settings.checkpoint_every
-                epoch_done = self.position.batch_in_epoch >= self.steps_per_epoch
-                if every and self.position.step % every == 0 and not epoch_done:
-                    last_checkpoint = self.save_checkpoint()  # (epoch ends save anyway)
-                if self.position.step >= self.total_steps:
-                    break
-            stopped_early = self.position.batch_in_epoch < self.steps_per_epoch
-            if stopped_early and self.position.step < self.total_steps:
-                raise RuntimeError(
-                    f"the data loader ended after {self.position.batch_in_epoch} of "
-                    f"{self.steps_per_epoch} batches of epoch {self.position.epoch}"
-                )
-            if self.position.batch_in_epoch >= self.steps_per_epoch:
-                self.position.epoch += 1
-                self.position.batch_in_epoch = 0
-                self.scheduler.step()
-                if self.adversarial is not None:
-                    self.adversarial.scheduler.step()
-                validation_l1 = self._record_validation()
-                last_checkpoint = self.save_checkpoint()
-        progress.close()
-        if interval_steps:
-            self._log_interval(interval_sums, interval_steps, time.perf_counter() - interval_start)
-        if self.position.batch_in_epoch:  # stopped mid-epoch by max_steps
-            validation_l1 = self._record_validation()
-            last_checkpoint = self.save_checkpoint()
-        final_model = self.out_dir / MODEL_DIR
-        if self.context.is_main:
-            save_checkpoint(
-                final_model,
-                self.model_config,
-                self.kp_detector,
-                self.generator,
-                {**self._meta(), "validation_l1": validation_l1},
-            )
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        distributed.barrier(self.context)
-        return TrainingResult(
-            steps=self.position.step,
-            epochs_completed=self.position.epoch,
-            final_model=final_model,
-            last_checkpoint=last_checkpoint,
-            validation_l1=validation_l1,
-            seconds=time.perf_counter() - started,
-        )

@@ -4,6 +4,10 @@ One forward pass: detect keypoints on the source and driving frames, render the 
 from the source, and return the weighted loss terms. Putting the losses inside the module lets
 DistributedDataParallel see every use of the detector (it runs three times: source, driving,
 warped driving) within one forward.
+
+The objective is FOMM's (pyramid L1, SSIM, optional VGG19 perceptual, equivariance of the
+keypoints and their Jacobians) plus the mask balance the embedded model was trained with. Any
+other term comes by name from losses.extra_losses (settings `losses.extra: {name: weight}`).
 """
 
 from __future__ import annotations
@@ -12,14 +16,12 @@ import torch
 from torch import nn
 
 from kp_motion.training.losses import (
+    LossInputs,
     Vgg19Features,
-    background_mask,
     equivariance_losses,
-    heatmap_spread,
+    extra_losses,
     image_pyramid,
-    keypoint_separation,
     mask_balance,
-    part_following,
     perceptual_loss,
     pyramid_l1,
     ssim_loss,
@@ -29,10 +31,11 @@ from kp_motion.training.transforms import AffineTpsWarp
 
 
 class FommTrainingModel(nn.Module):
-    """forward(source, driving) -> ({loss name: weighted scalar}, generated).
+    """forward(source, driving, targets) -> ({loss name: weighted scalar}, generated).
 
     `generated` holds "prediction" (the rendered driving frames) and "kp_driving" (the driving
-    keypoint positions), which the optional adversarial terms need."""
+    keypoint positions), which the optional adversarial terms need. `targets` are the batch's
+    other tensors, handed to the extra terms."""
 
     def __init__(
         self,
@@ -52,13 +55,15 @@ class FommTrainingModel(nn.Module):
         self.generator = generator
         self.settings = losses
         self.estimate_jacobian = estimate_jacobian
+        self.extra = extra_losses(losses.extra)  # checked here: an unknown name fails at once
         self.vgg = vgg if any(losses.perceptual_weights) else None
         if self.vgg is not None:
             self.vgg.requires_grad_(False)  # a fixed feature extractor, never trained
 
-    def _equivariance(
+    def equivariance(
         self, driving: torch.Tensor, kp_driving: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
+        """The weighted equivariance terms of the driving frames under a random warp."""
         settings = self.settings
         use_jacobian = self.estimate_jacobian and settings.equivariance_jacobian > 0
         if settings.equivariance_value <= 0 and not use_jacobian:
@@ -84,10 +89,8 @@ class FommTrainingModel(nn.Module):
         self,
         source: torch.Tensor,
         driving: torch.Tensor,
-        parts: dict[str, torch.Tensor] | None = None,
+        targets: dict[str, torch.Tensor] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """`parts` ("parts_source", "parts_driving", "parts_valid" of a FramesDataset batch) is
-        needed, and only used, when settings.part_following or settings.background_mask is on."""
         settings = self.settings
         kp_source = self.kp_detector(source)
         kp_driving = self.kp_detector(driving)
@@ -106,41 +109,14 @@ class FommTrainingModel(nn.Module):
             losses["perceptual"] = perceptual_loss(
                 self.vgg, predicted_pyramid, target_pyramid, settings.perceptual_weights
             )
-        losses.update(self._equivariance(driving, kp_driving))
-        if settings.keypoint_concentration > 0:
-            spreads = [heatmap_spread(kp["heatmap"], kp["value"]) for kp in (kp_source, kp_driving)]
-            losses["keypoint_concentration"] = settings.keypoint_concentration * (
-                0.5 * (spreads[0] + spreads[1])
-            )
-        if settings.keypoint_separation > 0:
-            separations = [keypoint_separation(kp["value"], settings.keypoint_separation_sigma)
-                           for kp in (kp_source, kp_driving)]  # fmt: skip
-            losses["keypoint_separation"] = settings.keypoint_separation * (
-                0.5 * (separations[0] + separations[1])
-            )
+        losses.update(self.equivariance(driving, kp_driving))
         if settings.mask_balance > 0:
             losses["mask_balance"] = settings.mask_balance * mask_balance(
                 generated["mask"], settings.mask_balance_floor
             )
-        if settings.needs_part_poses and parts is None:
-            raise ValueError(
-                "losses.part_following or losses.background_mask is on but the batch has no "
-                "part poses"
-            )
-        if settings.background_mask > 0:
-            losses["background_mask"] = settings.background_mask * background_mask(
-                generated["mask"], parts["parts_source"], parts["parts_driving"],
-                parts["parts_valid"], settings.background_mask_margin,
-            )  # fmt: skip
-        if settings.part_following > 0:
-            with_jacobian = self.estimate_jacobian and settings.part_following_jacobian > 0
-            terms = part_following(
-                kp_source, kp_driving, parts["parts_source"], parts["parts_driving"],
-                parts["parts_valid"], with_jacobian, settings.part_following_match,
-            )  # fmt: skip
-            losses["part_following"] = settings.part_following * terms["part_following"]
-            if with_jacobian:
-                losses["part_following_jacobian"] = (
-                    settings.part_following_jacobian * terms["part_following_jacobian"]
-                )
+        if self.extra:
+            inputs = LossInputs(source, driving, kp_source, kp_driving, generated,
+                                targets or {}, self.estimate_jacobian)  # fmt: skip
+            for name, (term, weight) in self.extra.items():
+                losses[name] = weight * term(inputs)
         return losses, {"prediction": prediction, "kp_driving": kp_driving["value"]}

@@ -1,5 +1,6 @@
 """FOMM training losses: multi-scale reconstruction (L1 + SSIM), VGG19 perceptual, equivariance,
-and the optional adversarial terms (LSGAN + discriminator feature matching).
+the optional adversarial terms (LSGAN + discriminator feature matching), the mask balance the
+embedded model was trained with, and a registry of extra terms that plug in by name.
 
 The default objective needs no pretrained weights: L1 over an anti-aliased image pyramid plus
 1 - SSIM at full resolution (SSIM from kp_motion.evaluation.metrics, the one implementation in
@@ -14,7 +15,8 @@ the original frame, and the Jacobians should compose: J_driving ~ dT(kp_warped) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +25,6 @@ from torch import nn
 
 from kp_motion.evaluation.metrics import ssim
 from kp_motion.jacobian import guard_jacobians
-from kp_motion.models.blocks import make_coordinate_grid
 from kp_motion.models.discriminator import DiscriminatorOutput
 from kp_motion.state_dicts import compare_state_dict
 from kp_motion.training.transforms import AffineTpsWarp
@@ -294,144 +295,6 @@ def equivariance_losses(
     return losses
 
 
-def heatmap_spread(heatmaps: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Mean over batch and keypoints of sqrt(E|z - kp|^2) under each (B, K, h, w) heatmap.
-
-    In [-1, 1] units: about 0.8 for a uniform heatmap, 0 for a single pixel. A keypoint whose
-    heatmap is broad is an average over a large area (an object's centroid) and follows no part.
-    """
-    height, width = heatmaps.shape[-2:]
-    grid = make_coordinate_grid(height, width, heatmaps.dtype, heatmaps.device)
-    offsets = grid - positions[:, :, None, None, :]
-    variance = (heatmaps * (offsets**2).sum(-1)).sum(dim=(2, 3))
-    return torch.sqrt(variance + 1e-8).mean()
-
-
-def keypoint_separation(positions: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Mean over batch and keypoints of sum_{j != k} exp(-|kp_k - kp_j|^2 / (2 sigma^2)) for
-    (B, K, 2) keypoints ([-1, 1] units): about K - 1 when all coincide, 0 when they are far apart.
-
-    Broad heatmaps of one object end up nearly identical, so several keypoints sit on its
-    centroid and express one motion between them; this pushes them apart, the separation prior
-    of unsupervised landmark discovery. (On compact-64 they spread around the object, not onto
-    its parts: models/fomm-compact-64/MODEL_CARD.md.)"""
-    squared = (positions[:, :, None] - positions[:, None]).square().sum(dim=-1)  # (B, K, K)
-    closeness = torch.exp(-squared / (2 * sigma**2))
-    others = closeness.sum(dim=-1) - 1  # every keypoint is at distance 0 from itself
-    return others.mean()
-
-
-# Parts whose centre moves less than this between two frames (image units, [0, 1]; about 1.3 px
-# at 64 px) are not scored by part_following, in training or in kp-motion samples: with no
-# motion to follow, any keypoint that stays put would do.
-PART_MIN_MOTION = 0.02
-# How part_following picks the keypoint that should follow each part (its docstring says).
-PART_MATCHES = ("motion", "position", "slot")
-
-
-def part_following(
-    kp_source: dict[str, torch.Tensor],
-    kp_driving: dict[str, torch.Tensor],
-    parts_source: torch.Tensor,
-    parts_driving: torch.Tensor,
-    parts_valid: torch.Tensor,
-    with_jacobian: bool,
-    match: str = "motion",
-) -> dict[str, torch.Tensor]:
-    """How far the keypoints are from moving with the parts, for data whose part poses are
-    known (synthetic: data.synthetic.video_part_poses). Not in FOMM.
-
-    Keypoints: "value" (B, K, 2) in [-1, 1] and "jacobian" (B, K, 2, 2); parts: (B, P, 2, 3)
-    local->image affines in [0, 1] image units, (B, P) validity (padding is False). Only parts
-    whose centre moves at least PART_MIN_MOTION are scored, each by its follower keypoint:
-        "part_following"           match "motion": the keypoint whose motion is nearest the
-                                   part's is its follower, and the term is the mean over the
-                                   parts of that distance (image units). Only motions are
-                                   compared, so a keypoint may sit anywhere on its part.
-                                   match "position": each part gets its own keypoint (an
-                                   assignment minimising the keypoints' summed distances to
-                                   the part centres, a part left without one when there are
-                                   more parts than keypoints), and the term is the mean over
-                                   the assigned parts of that keypoint's distance to the
-                                   part's centre, averaged over the two frames.
-                                   match "slot": the same, but keypoint k is part k's
-                                   (parts from K on are not scored), so that a keypoint
-                                   means the same part in every video of a kind.
-        "part_following_jacobian"  (with_jacobian) mean |J_S J_D^-1 - A_S A_D^-1| of the
-                                   followers: the driving->source map near the keypoint, as
-                                   the dense motion builds it, against the part's own turn.
-    It is a supervision only synthetic data can give, which the unsupervised losses lack the
-    reach for: a keypoint far from an arm gets no gradient that says the arm is there.
-    """
-    if match not in PART_MATCHES:
-        raise ValueError(f"part_following match must be one of {PART_MATCHES}, got {match!r}")
-    part_moved = parts_driving[..., 2] - parts_source[..., 2]
-    scored = parts_valid & (part_moved.norm(dim=-1) >= PART_MIN_MOTION)  # (B, P)
-    if match == "motion":
-        kp_moved = (kp_driving["value"] - kp_source["value"]) / 2  # [-1, 1] -> image units
-        squared = (kp_moved[:, :, None] - part_moved[:, None]).square().sum(dim=-1)  # (B, K, P)
-        miss, follower = torch.sqrt(squared + 1e-10).min(dim=1)  # (B, P)
-    else:
-        distance = 0.5 * (_centre_distances(kp_source["value"], parts_source)
-                          + _centre_distances(kp_driving["value"], parts_driving))  # fmt: skip
-        if match == "position":
-            follower, scored = _assign_keypoints(distance.detach(), scored)
-        else:
-            num_kp, num_parts = distance.shape[1:]
-            slots = torch.arange(num_parts, device=distance.device)
-            follower = slots.clamp(max=num_kp - 1).expand_as(scored)
-            scored = scored & (slots < num_kp)
-        miss = distance.gather(1, follower[:, None]).squeeze(1)
-    weights = scored.to(miss.dtype)
-    count = weights.sum().clamp(min=1)
-    terms = {"part_following": (miss * weights).sum() / count}
-    if with_jacobian:
-        driving_linear = _invertible_linear(parts_driving, parts_valid)
-        part_turn = parts_source[..., :2] @ torch.linalg.inv(driving_linear)  # (B, P, 2, 2)
-        index = follower[..., None, None].expand(-1, -1, 2, 2)
-        source_j = kp_source["jacobian"].gather(1, index)
-        driving_j = kp_driving["jacobian"].gather(1, index)
-        # J_S J_D^-1 = (J_D^-T J_S^T)^T, with the guarded inverse of the equivariance term.
-        kp_turn = inverse_times(driving_j.mT, source_j.mT).mT
-        error = (kp_turn - part_turn).abs().mean(dim=(-1, -2))
-        terms["part_following_jacobian"] = (error * weights).sum() / count
-    return terms
-
-
-def _invertible_linear(parts: torch.Tensor, parts_valid: torch.Tensor) -> torch.Tensor:
-    """(B, P, 2, 2) linear parts of (B, P, 2, 3) part poses, padding replaced by the identity:
-    a real part's map is invertible (its size is fixed), padding's zeros are not."""
-    identity = torch.eye(2, dtype=parts.dtype, device=parts.device)
-    return torch.where(parts_valid[..., None, None], parts[..., :2], identity)
-
-
-def _centre_distances(positions: torch.Tensor, parts: torch.Tensor) -> torch.Tensor:
-    """(B, K, P) image-unit distances from (B, K, 2) keypoints in [-1, 1] to the centres of
-    (B, P, 2, 3) parts."""
-    offsets = (positions[:, :, None] + 1) / 2 - parts[:, None, :, :, 2]
-    return torch.sqrt(offsets.square().sum(dim=-1) + 1e-10)
-
-
-def _assign_keypoints(
-    distance: torch.Tensor, scored: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One keypoint per scored part, minimising the summed (B, K, P) distances (Hungarian).
-    -> (B, P) follower indices (0 where none) and which parts got a keypoint."""
-    from scipy.optimize import linear_sum_assignment
-
-    follower = torch.zeros(scored.shape, dtype=torch.long, device=distance.device)
-    assigned = torch.zeros_like(scored)
-    costs = distance.cpu().numpy()
-    for item, parts_scored in enumerate(scored.cpu().numpy()):
-        columns = parts_scored.nonzero()[0]
-        if len(columns) == 0:
-            continue
-        rows, picked = linear_sum_assignment(costs[item][:, columns])
-        follower[item, columns[picked]] = torch.as_tensor(rows, device=distance.device)
-        assigned[item, columns[picked]] = True
-    return follower, assigned
-
-
 # Share of the frame (mean over a video's frames) a keypoint's dense-motion mask must hold for
 # the keypoint to count as in use; the masks of collapsed or dead keypoints stay near 0.
 MASK_IN_USE = 0.01
@@ -450,55 +313,79 @@ def mask_balance(masks: torch.Tensor, floor: float) -> torch.Tensor:
     return (torch.relu(floor - keypoint_mask_shares(masks)) / floor).sum()
 
 
-# Local units by which part_coverage grows each synthetic part's square [-1, 1]^2 by default:
-# with it every pixel of every object kind lies on its part at 64 px (outlines and a blob's
-# wobble lie outside the bare square; 7-11 % of object pixels do at 0).
-PART_MARGIN = 0.5
-
-
-def part_coverage(
-    parts: torch.Tensor, parts_valid: torch.Tensor, height: int, width: int, margin: float
-) -> torch.Tensor:
-    """(B, h, w): which cells of an h x w grid over the image lie on a part, for (B, P, 2, 3)
-    local->image part affines in [0, 1] image units and (B, P) validity. A part covers its
-    local square [-1 - margin, 1 + margin]^2: every synthetic outline (a superellipse) lies in
-    [-1, 1]^2, and the margin takes in a blob's wobble, which its pose leaves out."""
-    # Cell centres at (i + 0.5) / n, as the synthetic renderer places pixels in image units
-    # (not blocks.make_coordinate_grid, whose [-1, 1] spans the border cells' centres).
-    rows = (torch.arange(height, dtype=parts.dtype, device=parts.device) + 0.5) / height
-    columns = (torch.arange(width, dtype=parts.dtype, device=parts.device) + 0.5) / width
-    grid = torch.stack(torch.meshgrid(columns, rows, indexing="xy"), dim=-1)  # (h, w, 2): x, y
-    linear = _invertible_linear(parts, parts_valid)
-    offsets = grid[None, None] - parts[:, :, None, None, :, 2]  # (B, P, h, w, 2)
-    local = (torch.linalg.inv(linear)[:, :, None, None] @ offsets[..., None]).squeeze(-1)
-    inside = local.abs().amax(dim=-1) <= 1 + margin
-    return (inside & parts_valid[:, :, None, None]).any(dim=1)
-
-
-def background_mask(
-    masks: torch.Tensor,
-    parts_source: torch.Tensor,
-    parts_driving: torch.Tensor,
-    parts_valid: torch.Tensor,
-    margin: float,
-) -> torch.Tensor:
-    """Mean of 1 - background mask over the ground: the cells of (B, K + 1, h, w) dense-motion
-    masks (background first) that no part covers in either frame (part_coverage). Not in FOMM.
-
-    The synthetic backgrounds are static, so there the identity motion of the background is
-    exactly right, and a keypoint's motion taking a share of it drags the ground along with
-    the part. Cells a part covers in one frame only are left out: there the right source
-    pixel is hidden or revealed, which is the occlusion map's business, not the motion's.
-    Items without known parts (all of parts_valid False) have no ground and are not scored."""
-    height, width = masks.shape[-2:]
-    covered = part_coverage(parts_source, parts_valid, height, width, margin) | part_coverage(
-        parts_driving, parts_valid, height, width, margin
-    )
-    ground = (~covered & parts_valid.any(dim=1)[:, None, None]).to(masks.dtype)
-    return ((1 - masks[:, 0]) * ground).sum() / ground.sum().clamp(min=1)
-
-
 def keypoints_in_use(masks: torch.Tensor) -> int:
     """Keypoints whose share of one video's (T, K + 1, h, w) dense-motion masks (background
     first), averaged over frames and pixels, is at least MASK_IN_USE."""
     return int((keypoint_mask_shares(masks) >= MASK_IN_USE).sum())
+
+
+# --------------------------------------------------------------------------- extra terms
+# Terms beyond FOMM's plug in by name: code registers a function under a name, and a run
+# switches it on with a weight in `losses.extra: {name: weight}`. The core objective has no
+# branch for any of them (research/part_supervision registers its studies' terms this way).
+
+# Names the core objective logs itself; an extra term may not take one.
+CORE_TERMS = (
+    "reconstruction_l1",
+    "ssim",
+    "perceptual",
+    "equivariance_value",
+    "equivariance_jacobian",
+    "mask_balance",
+    "generator_gan",
+    "feature_matching",
+    "discriminator_gan",
+)
+
+
+@dataclass(frozen=True)
+class LossInputs:
+    """What an extra term sees of one training batch (all on the training device)."""
+
+    source: torch.Tensor  # (B, 3, H, W) frames in [0, 1]
+    driving: torch.Tensor
+    kp_source: dict[str, torch.Tensor]  # the detector's "value", "jacobian", "heatmap"
+    kp_driving: dict[str, torch.Tensor]
+    generated: dict[str, torch.Tensor]  # the generator's outputs: "prediction", "mask", ...
+    targets: dict[str, torch.Tensor]  # the batch's other tensors (FramesDataset pair_targets)
+    estimate_jacobian: bool  # False: the detector's Jacobians are the fixed identity
+
+
+ExtraLoss = Callable[[LossInputs], torch.Tensor]
+_EXTRA_LOSSES: dict[str, ExtraLoss] = {}
+
+
+def register_loss(name: str, term: ExtraLoss) -> None:
+    """Make `term` (LossInputs -> scalar tensor) available as `losses.extra.<name>`.
+
+    Registering the same function again is harmless (a module imported twice); another
+    function under a taken name is an error, so that two terms never hide each other."""
+    if not name.isidentifier() or name in CORE_TERMS:
+        raise ValueError(f"extra loss name {name!r} must be an identifier and not a core term")
+    known = _EXTRA_LOSSES.get(name)
+    if known is not None and known is not term:
+        raise ValueError(f"an extra loss named {name!r} is already registered ({known!r})")
+    _EXTRA_LOSSES[name] = term
+
+
+def unregister_loss(name: str) -> None:
+    """Forget a registered term (tests, or code that registers terms for one run)."""
+    _EXTRA_LOSSES.pop(name, None)
+
+
+def registered_losses() -> tuple[str, ...]:
+    return tuple(sorted(_EXTRA_LOSSES))
+
+
+def extra_losses(weights: Mapping[str, float]) -> dict[str, tuple[ExtraLoss, float]]:
+    """{name: (term, weight)} of the non-zero `losses.extra` weights; an unknown name is an
+    error that says which names are registered."""
+    unknown = sorted(set(weights) - set(_EXTRA_LOSSES))
+    if unknown:
+        registered = ", ".join(registered_losses()) or "none"
+        raise ValueError(
+            f"losses.extra: unknown loss term(s) {', '.join(unknown)} (registered: "
+            f"{registered}; terms are registered with kp_motion.training.losses.register_loss, "
+            f"e.g. by research/part_supervision)"
+        )
+    return {name: (_EXTRA_LOSSES[name], weight) for name, weight in weights.items() if weight}

@@ -12,21 +12,13 @@ object centroids, which cannot express the motion of thin parts), and how many k
 dense motion uses: those whose mask holds at least losses.MASK_IN_USE of the frame on average. A
 keypoint the masks never pick moves nothing (a collapsed or dead keypoint).
 
-On a synthetic dataset, whose part poses are known (data.synthetic.video_part_poses), two more
-say whether the keypoints move with the parts (`part_misses`):
-    part_error      median over the moving parts of how far the best-following keypoint's
-                    displacement is from the part's, over the part's own displacement
-                    (0 = a keypoint moves exactly with the part, 1 = no better than a still one);
-    parts_followed  the share of moving parts with part_error below PART_FOLLOWED;
-and two where the error lies (`ground_diagnostics`), the ground being the pixels that no part
-covers (losses.part_coverage) in the driving frame, or for ground_motion in either frame:
-    rendered_ground the ground's share of `rendered` (the rest is on the parts);
-    ground_motion   the share of the ground's dense-motion mask held by keypoint motions
-                    rather than the background's identity (losses.background_mask): on a
-                    static background, motion that drags the ground along with a part."""
+Per-video diagnostics can be grouped (e.g. per synthetic kind). research/part_supervision adds
+its own per-video diagnostics (whether the keypoints move with a synthetic dataset's parts)
+through `video_diagnostics(..., more=...)`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +28,14 @@ from kp_motion.data import video_io
 from kp_motion.data.datasets import VideoDataset
 from kp_motion.evaluation.report import frame_mosaic
 from kp_motion.models.animator import Animator, draw_keypoints
-from kp_motion.training.losses import (
-    PART_MARGIN,
-    PART_MIN_MOTION,
-    background_mask,
-    heatmap_spread,
-    keypoints_in_use,
-    part_coverage,
-)
+from kp_motion.models.blocks import make_coordinate_grid
+from kp_motion.training.losses import keypoints_in_use
 
 DIAGNOSTICS = ("rendered", "still", "warped", "self", "heatmap_spread", "keypoints_in_use")
-PART_DIAGNOSTICS = ("part_error", "parts_followed")
-GROUND_DIAGNOSTICS = ("rendered_ground", "ground_motion")
-PART_FOLLOWED = 0.5
+# more(name, video, detected, rendered) -> further diagnostics of one video (see motion_diagnostics)
+MoreDiagnostics = Callable[
+    [str, torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]], dict[str, float]
+]
 
 
 @torch.inference_mode()
@@ -108,53 +95,25 @@ def write_sample_strip(
     return errors
 
 
-def part_misses(kp_driving: np.ndarray, part_poses: np.ndarray) -> np.ndarray:
-    """For each part that moves, how badly the keypoint that follows it best misses its motion.
+def heatmap_spread(heatmaps: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Mean over batch and keypoints of sqrt(E|z - kp|^2) under each (B, K, h, w) heatmap.
 
-    kp_driving (T, K, 2) keypoints in [-1, 1]; part_poses (T, P, 2, 3) local->image affines in
-    normalised image units [0, 1], whose last column is the part's centre. Displacements are
-    from frame 0, so where on the part a keypoint sits does not matter, only that it moves
-    with it. -> (moving parts,) mean |d_keypoint - d_part| / mean |d_part|.
+    In [-1, 1] units: about 0.8 for a uniform heatmap, 0 for a single pixel. A keypoint whose
+    heatmap is broad is an average over a large area (an object's centroid) and follows no part.
     """
-    if part_poses.shape[0] < kp_driving.shape[0]:
-        raise ValueError(
-            f"part poses cover {part_poses.shape[0]} frames, the keypoints {kp_driving.shape[0]}"
-        )
-    part_centres = part_poses[: kp_driving.shape[0], :, :, 2]
-    kp_moved = (kp_driving - kp_driving[:1]) / 2  # [-1, 1] -> [0, 1] units
-    part_moved = part_centres - part_centres[:1]
-    part_motion = np.linalg.norm(part_moved, axis=-1).mean(0)  # (P,)
-    miss = np.linalg.norm(kp_moved[:, :, None] - part_moved[:, None], axis=-1).mean(0)  # (K, P)
-    moving = part_motion >= PART_MIN_MOTION
-    return miss.min(0)[moving] / part_motion[moving]
-
-
-def ground_diagnostics(
-    video: torch.Tensor, rendered: dict[str, torch.Tensor], part_poses: np.ndarray
-) -> dict[str, float]:
-    """The GROUND_DIAGNOSTICS of one (T, 3, H, W) video rendered from its first frame
-    (`rendered`: the generator's full outputs) with its (T', P, 2, 3) part poses, T' >= T."""
-    if part_poses.shape[0] < len(video):
-        raise ValueError(f"part poses cover {part_poses.shape[0]} frames, the video {len(video)}")
-    poses = torch.as_tensor(part_poses[: len(video)], dtype=video.dtype, device=video.device)
-    every_part = torch.ones(poses.shape[:2], dtype=torch.bool, device=video.device)
-    ground = ~part_coverage(poses, every_part, *video.shape[-2:], PART_MARGIN)  # (T, H, W)
-    error = (rendered["prediction"] - video).abs().mean(dim=1)
-    from_source = poses[:1].expand_as(poses)
-    return {
-        "rendered_ground": float((error * ground).mean()),
-        "ground_motion": float(
-            background_mask(rendered["mask"], from_source, poses, every_part, PART_MARGIN)
-        ),
-    }
+    height, width = heatmaps.shape[-2:]
+    grid = make_coordinate_grid(height, width, heatmaps.dtype, heatmaps.device)
+    offsets = grid - positions[:, :, None, None, :]
+    variance = (heatmaps * (offsets**2).sum(-1)).sum(dim=(2, 3))
+    return torch.sqrt(variance + 1e-8).mean()
 
 
 @torch.inference_mode()
 def motion_diagnostics(
-    animator: Animator, video: torch.Tensor, part_poses: np.ndarray | None = None
+    animator: Animator, video: torch.Tensor, name: str = "", more: MoreDiagnostics | None = None
 ) -> dict[str, float]:
-    """The DIAGNOSTICS of one (T, 3, H, W) video, source = its first frame; with its
-    (T', P, 2, 3) part poses the GROUND_DIAGNOSTICS, and the PART_DIAGNOSTICS if a part moves."""
+    """The DIAGNOSTICS of one (T, 3, H, W) video named `name`, source = its first frame, and
+    those of `more` (given the video, the detector's outputs and the generator's full ones)."""
     video = video.to(animator.device)
     animator.set_source(video[:1])
     detected = animator.kp_detector(video)  # not detect(): the heatmaps are needed too
@@ -173,12 +132,8 @@ def motion_diagnostics(
         "heatmap_spread": float(heatmap_spread(detected["heatmap"], detected["value"])),
         "keypoints_in_use": keypoints_in_use(rendered["mask"]),
     }
-    if part_poses is not None:
-        found.update(ground_diagnostics(video, rendered, part_poses))
-        errors = part_misses(detected["value"].cpu().numpy(), part_poses)
-        if len(errors):
-            found["part_error"] = float(np.median(errors))
-            found["parts_followed"] = float(np.mean(errors < PART_FOLLOWED))
+    if more is not None:
+        found.update(more(name, video, detected, rendered))
     return found
 
 
@@ -186,16 +141,13 @@ def video_diagnostics(
     animator: Animator,
     dataset: VideoDataset,
     num_videos: int,
-    part_poses: dict[str, np.ndarray] | None = None,
+    more: MoreDiagnostics | None = None,
 ) -> dict[str, dict[str, float]]:
-    """{video name: motion_diagnostics} for the first `num_videos` videos of the dataset, with
-    the part diagnostics of those named in `part_poses` ({name: (T, P, 2, 3) part poses})."""
-    part_poses = part_poses or {}
+    """{video name: motion_diagnostics} for the first `num_videos` videos of the dataset."""
     found = {}
     for index in range(min(num_videos, len(dataset))):
         item = dataset[index]
-        parts = part_poses.get(item["name"])
-        found[item["name"]] = motion_diagnostics(animator, item["video"], parts)
+        found[item["name"]] = motion_diagnostics(animator, item["video"], item["name"], more)
     return found
 
 

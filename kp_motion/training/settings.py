@@ -1,21 +1,32 @@
 """Settings of `kp-motion train fomm`: the dataclasses; the values live in config/train_fomm.yaml.
 
-No field has a default: the YAML file is the one source of truth and spells out every setting
-(kp_motion.config refuses unknown keys and reports missing ones). Paths given per run (dataset
-root, output folder, checkpoint to resume, VGG19 weights) are command-line options instead.
+No field has a default: the YAML file is the one source of truth and spells out every setting.
+`settings_from_dict` refuses unknown keys and names every missing one, nested sections (the
+augmentation and discriminator settings) included. Paths given per run (dataset root, output
+folder, checkpoint to resume, VGG19 weights) are command-line options instead.
+
+Settings files carry a `version`. Files written before it existed (version 1: every run folder's
+train_fomm.yaml and every model's `train_config` metadata until 2026-12-07) are brought up to
+date by `migrate`, the one place that knows what changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import typing
 from dataclasses import dataclass
+from typing import Any
 
 from kp_motion import config as config_io
 from kp_motion import paths
 from kp_motion.data.augmentation import AugmentationConfig
 from kp_motion.models.discriminator import DiscriminatorSettings
-from kp_motion.training.losses import PART_MARGIN, PART_MATCHES
+
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "train_fomm.yaml"
+SETTINGS_VERSION = 2
 SCHEDULES = ("multistep", "cosine", "constant")
 
 
@@ -26,8 +37,6 @@ class DataSettings:
     cache: bool  # keep decoded videos in memory (cheap at 64 px, see kp_motion.data.datasets)
     num_workers: int  # DataLoader worker processes (0 = load in the training process)
     # Most frames between the two frames of a training pair (0 = any two frames of a video).
-    # Small gaps keep motions within the reach of the photometric gradient; see
-    # models/fomm-compact-64/MODEL_CARD.md.
     max_frame_gap: int
     augmentation: AugmentationConfig
 
@@ -45,6 +54,8 @@ class OptimizerSettings:
     lr_kp_detector: float  # Adam learning rates (FOMM: 2e-4 for both)
     lr_generator: float
     betas: tuple[float, float]
+    # Steps over which the learning rates rise linearly to the schedule's (0 = none, as FOMM).
+    warmup_steps: int
     schedule: str  # "multistep" (x gamma at each milestone epoch), "cosine" or "constant"
     milestones: tuple[int, ...]  # epochs where the multistep schedule multiplies the lr by gamma
     gamma: float
@@ -58,6 +69,8 @@ class OptimizerSettings:
             raise ValueError("optimizer learning rates must be positive")
         if len(self.betas) != 2:
             raise ValueError(f"optimizer.betas must be two numbers, got {self.betas}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optimizer.warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
 @dataclass(frozen=True)
@@ -72,37 +85,14 @@ class LossSettings:
     warp_sigma_affine: float  # std of the random affine warp's parameters (FOMM: 0.05)
     warp_sigma_tps: float  # std of the thin-plate-spline weights (FOMM: 0.005)
     warp_tps_points: int  # control points per side of the TPS grid (FOMM: 5)
-    # Weight of the mean spread of the keypoint heatmaps (not in FOMM; 0 = off). Pulls broad
-    # heatmaps, whose keypoints sit on object centroids, towards distinct parts.
-    keypoint_concentration: float
-    # Weight of a penalty on keypoints closer than about keypoint_separation_sigma to each
-    # other (not in FOMM; 0 = off): pulls apart redundant keypoints that share a centroid.
-    keypoint_separation: float
-    keypoint_separation_sigma: float
     # Weight of the mask-balance term (not in FOMM; 0 = off): a penalty on every keypoint whose
     # dense-motion mask holds less than mask_balance_floor of the batch's pixels, so that no
-    # keypoint dies (as in mixture-of-experts load balancing).
+    # keypoint dies (as in mixture-of-experts load balancing). The embedded model used 1.
     mask_balance: float
     mask_balance_floor: float
-    # Weights of losses.part_following (not in FOMM; 0 = off): keypoints should move with the
-    # parts of a synthetic dataset, whose part poses its manifest can rebuild, and their
-    # Jacobians turn with them.
-    part_following: float
-    part_following_jacobian: float
-    # How part_following picks each part's keypoint (one of losses.PART_MATCHES; its docstring
-    # says what each scores).
-    part_following_match: str = "motion"
-    # Weight of losses.background_mask (not in FOMM; 0 = off): on a synthetic dataset, the
-    # dense motion's background share should be 1 wherever no part is, in either frame; parts
-    # cover their pose's local square grown by background_mask_margin (local units). Defaults
-    # here too, like part_following_match, so that runs saved before they existed resume.
-    background_mask: float = 0.0
-    background_mask_margin: float = PART_MARGIN
-
-    @property
-    def needs_part_poses(self) -> bool:
-        """Whether a term is on that needs the batches' part poses (a synthetic dataset)."""
-        return self.part_following > 0 or self.background_mask > 0
+    # {name: weight} of terms registered by name (kp_motion.training.losses.register_loss),
+    # e.g. the research terms of research/part_supervision; {} = FOMM's objective only.
+    extra: dict[str, float]
 
     def __post_init__(self) -> None:
         reconstruction_weights = (self.reconstruction_l1, self.ssim, *self.perceptual_weights)
@@ -110,36 +100,12 @@ class LossSettings:
             *reconstruction_weights,
             self.equivariance_value,
             self.equivariance_jacobian,
-            self.keypoint_concentration,
-            self.keypoint_separation,
             self.mask_balance,
-            self.part_following,
-            self.part_following_jacobian,
-            self.background_mask,
         )
         if any(weight < 0 for weight in weights):
             raise ValueError("loss weights must be >= 0")
         if not any(reconstruction_weights):
             raise ValueError("losses: at least one image reconstruction weight must be non-zero")
-        if self.part_following_jacobian > 0 and self.part_following <= 0:
-            raise ValueError(
-                "losses.part_following_jacobian needs losses.part_following on (it scores the "
-                "keypoints that term picks as the parts' followers)"
-            )
-        if self.part_following_match not in PART_MATCHES:
-            raise ValueError(
-                f"losses.part_following_match must be one of {', '.join(PART_MATCHES)}, got "
-                f"{self.part_following_match!r}"
-            )
-        if self.keypoint_separation_sigma <= 0:
-            raise ValueError(
-                "losses.keypoint_separation_sigma must be positive, got "
-                f"{self.keypoint_separation_sigma}"
-            )
-        if self.background_mask_margin < 0:
-            raise ValueError(
-                f"losses.background_mask_margin must be >= 0, got {self.background_mask_margin}"
-            )
         if not 0 < self.mask_balance_floor < 1:
             raise ValueError(
                 f"losses.mask_balance_floor must be in (0, 1), got {self.mask_balance_floor}"
@@ -148,6 +114,13 @@ class LossSettings:
             raise ValueError("losses.perceptual_weights needs 5 values (relu1_1 .. relu5_1)")
         if not self.pyramid_scales or any(not 0 < s <= 1 for s in self.pyramid_scales):
             raise ValueError(f"losses.pyramid_scales must be in (0, 1], got {self.pyramid_scales}")
+        if not isinstance(self.extra, dict):
+            raise ValueError(f"losses.extra must be a mapping name: weight, got {self.extra!r}")
+        for name, weight in self.extra.items():
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
+                raise ValueError(
+                    f"losses.extra.{name}: weight must be a number >= 0, got {weight!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -187,6 +160,7 @@ class ValidationSettings:
 
 @dataclass(frozen=True)
 class TrainFommConfig:
+    version: int  # of the settings' layout (SETTINGS_VERSION; older files go through migrate)
     profile: str  # model profile name (config/profiles/<name>.yaml) or a profile YAML path
     seed: int
     epochs: int
@@ -202,6 +176,11 @@ class TrainFommConfig:
     validation: ValidationSettings
 
     def __post_init__(self) -> None:
+        if self.version != SETTINGS_VERSION:
+            raise ValueError(
+                f"settings version {self.version}: this is version {SETTINGS_VERSION} "
+                f"(older files are read through kp_motion.training.settings.migrate)"
+            )
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
         if self.max_steps < 0 or self.checkpoint_every < 0:
@@ -210,6 +189,81 @@ class TrainFommConfig:
             raise ValueError("log_every and keep_checkpoints must be >= 1")
 
 
+# --------------------------------------------------------------------------- version 1 -> 2
+
+
+def migrate(raw: dict[str, Any], where: str = "train settings") -> dict[str, Any]:
+    """Settings of any known version as a plain dict of the current version (a copy).
+
+    1 -> 2: `version` added; `optimizer.warmup_steps: 0` (no warm-up, as before); `losses`
+    keeps the current objective's keys and `extra: {}`, and every other key is dropped with a
+    warning: version 1 also carried research terms (off by default), whose code now lives
+    outside the package and plugs in by name through `losses.extra`.
+    """
+    settings = _deep_copy(raw)
+    version = settings.get("version", 1)
+    if version == SETTINGS_VERSION:
+        return settings
+    if version != 1:
+        raise ValueError(
+            f"{where}: settings version {version!r} is unknown (this is version "
+            f"{SETTINGS_VERSION})"
+        )
+    optimizer = settings.get("optimizer")
+    if isinstance(optimizer, dict):
+        optimizer.setdefault("warmup_steps", 0)
+    losses = settings.get("losses")
+    if isinstance(losses, dict):
+        kept = {field.name for field in dataclasses.fields(LossSettings)}
+        dropped = {key: losses.pop(key) for key in sorted(set(losses) - kept)}
+        losses.setdefault("extra", {})
+        if dropped:
+            listed = ", ".join(f"losses.{key}={value}" for key, value in dropped.items())
+            logger.warning(
+                "%s: version-1 settings dropped (not part of the objective any more; extra "
+                "terms go in losses.extra): %s", where, listed,
+            )  # fmt: skip
+    settings["version"] = SETTINGS_VERSION
+    return settings
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(item) for item in value]
+    return value
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def missing_keys(cls: type, raw: Any, where: str) -> list[str]:
+    """Dotted names of the fields of dataclass `cls` (nested ones too) absent from `raw`,
+    including fields that have a default in code: here the YAML gives every value."""
+    if not isinstance(raw, dict):
+        return []
+    hints = typing.get_type_hints(cls)
+    missing = []
+    for field in dataclasses.fields(cls):
+        name = f"{where}.{field.name}" if where else field.name
+        if field.name not in raw:
+            missing.append(name)
+        elif dataclasses.is_dataclass(hints[field.name]):
+            missing.extend(missing_keys(hints[field.name], raw[field.name], name))
+    return missing
+
+
+def settings_from_dict(raw: dict[str, Any], where: str = "train settings") -> TrainFommConfig:
+    """TrainFommConfig from a settings mapping of any known version (see migrate)."""
+    current = migrate(raw, where)
+    missing = missing_keys(TrainFommConfig, current, "")
+    if missing:
+        raise ValueError(f"{where}: missing setting(s) {', '.join(missing)}")
+    return config_io.from_dict(TrainFommConfig, current, where=where)
+
+
 def load_train_config(path: str | None = None) -> TrainFommConfig:
     """The shipped config/train_fomm.yaml, or the YAML file at `path`."""
-    return config_io.load(TrainFommConfig, path or paths.config_path(CONFIG_NAME))
+    source = path or paths.config_path(CONFIG_NAME)
+    return settings_from_dict(config_io.load_yaml(source), where=str(source))

@@ -1,17 +1,24 @@
-"""Training checkpoints: the project checkpoint (weights) plus what resuming needs.
+"""Training checkpoints: one dict, kept as a project model folder plus its training state.
 
-A checkpoint folder <out>/checkpoints/step_<N>/ holds
-    model.yaml, weights.safetensors   kp_motion.models.checkpoint.save_checkpoint's files
-    training_state.pt                 step, epoch, position in the epoch, optimiser, LR schedule
-                                      and the random generators of every process
+A training checkpoint is one dict (see fomm_trainer.checkpoint_dict): the model, the optimiser
+(and discriminator) states, the step, the settings and the random generators of every process.
+On disk, <out>/checkpoints/step_<N>/ holds
+    model.yaml, weights.safetensors   the model part, as kp_motion.models.checkpoint writes it
+                                      (so any command that takes a model takes a checkpoint)
+    training_state.pt                 everything else, format TRAINING_STATE_FORMAT
 training_state.pt holds only tensors, numbers, strings and containers, so it is read back with
 torch.load(weights_only=True), which never runs code from the file. A folder is written under a
 temporary name and renamed when complete, so an interrupted save never leaves a half checkpoint
 that looks finished.
+
+The learning rate is a pure function of the step (fomm_trainer.learning_rate_factor), so no
+scheduler state is saved. States written before this format (format 1, with an LR scheduler's
+state and no settings) are read through `migrate_training_state`.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import shutil
@@ -22,7 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
+logger = logging.getLogger(__name__)
+
 STATE_FILE = "training_state.pt"
+TRAINING_STATE_FORMAT = 2
 CHECKPOINTS_DIR = "checkpoints"
 _FOLDER_PATTERN = re.compile(r"^step_(\d+)$")
 
@@ -74,10 +84,14 @@ def restore_rng_state(state: dict[str, Any], device: torch.device) -> None:
 
 
 def write_training_state(folder: Path, state: dict[str, Any]) -> None:
-    torch.save(state, folder / STATE_FILE)
+    torch.save({"format": TRAINING_STATE_FORMAT, **state}, folder / STATE_FILE)
+
+
+_REQUIRED = ("step", "epoch", "batch_in_epoch", "optimizer", "rng", "world_size", "settings")
 
 
 def read_training_state(folder: Path) -> dict[str, Any]:
+    """The training state of a checkpoint folder, in the current format."""
     path = folder / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"not a training checkpoint (no {STATE_FILE}): {folder}")
@@ -85,10 +99,39 @@ def read_training_state(folder: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a damaged file
         raise ValueError(f"{path}: not a readable training state ({error})") from None
-    required = ("step", "epoch", "batch_in_epoch", "optimizer", "scheduler", "rng", "world_size")
-    missing = [key for key in required if not isinstance(state, dict) or key not in state]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a training state (a {type(state).__name__})")
+    state = migrate_training_state(state, str(path))
+    missing = [key for key in _REQUIRED if key not in state]
     if missing:
         raise ValueError(f"{path}: training state lacks {', '.join(missing)}")
+    return state
+
+
+def migrate_training_state(state: dict[str, Any], where: str) -> dict[str, Any]:
+    """A training state of any known format in the current one (a shallow copy).
+
+    1 -> 2: the LR scheduler states (the trainer's and the discriminator's) are dropped, as the
+    learning rate is now computed from the step; format 1 kept no settings (`settings` None:
+    the run folder's train_fomm.yaml has them)."""
+    state = dict(state)
+    found = state.pop("format", 1)
+    if found == TRAINING_STATE_FORMAT:
+        return state
+    if found != 1:
+        raise ValueError(
+            f"{where}: training state format {found!r} is unknown (this is format "
+            f"{TRAINING_STATE_FORMAT})"
+        )
+    if "scheduler" not in state:
+        raise ValueError(f"{where}: training state lacks scheduler (format 1)")
+    del state["scheduler"]
+    if "adversarial" in state:
+        state["adversarial"] = {
+            key: value for key, value in state["adversarial"].items() if key != "scheduler"
+        }
+    state.setdefault("settings", None)
+    logger.warning("%s: written by the previous trainer (format 1), migrated", where)
     return state
 
 

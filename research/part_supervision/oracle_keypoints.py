@@ -1,5 +1,5 @@
 """Experiment: can the dense motion + generator draw a far-swept robot arm when the keypoints
-are right? Not part of the package or the tests; the model card reports what it measured.
+are right? docs/research/part-supervision.md reports what it measured.
 
 The ground-truth pose of every arm part is known on the synthetic data. "oracle" keypoints are
 one per part: its centre, and as Jacobian its rotation (the part's local->image map with unit
@@ -9,13 +9,13 @@ is fine-tuned on the training arms with those keypoints, and as the control with
 detector's keypoints (frozen), same steps and seed; both are judged on the test arms (first
 32 frames, source = frame 0, absolute keypoints: rendered and flow-warped source L1).
 
-    python scripts/experiments/oracle_keypoints.py train oracle 4000 OUT     # and: detected,
+    python -m research.part_supervision.oracle_keypoints train oracle 4000 OUT     # and: detected,
         # oracle-positions (identity Jacobians), oracle-shuffled (slots in another order per
         # video), oracle-noisy (positions off by NOISE_PX on average, per frame),
         # detected-turned (the detector's positions, the parts' rotations as Jacobians),
         # detected-visible (the oracle with the detector's positions of the parts in view);
         # --checkpoint for another model's generator
-    python scripts/experiments/oracle_keypoints.py strip OUT                 # OUT/arms.png
+    python -m research.part_supervision.oracle_keypoints strip OUT                 # OUT/arms.png
 
 `train detected` also writes OUT/model_detected, a project checkpoint of the frozen detector
 and the fine-tuned generator.
@@ -38,11 +38,12 @@ import yaml
 
 from kp_motion.data import video_io
 from kp_motion.data.datasets import VideoDataset
-from kp_motion.data.synthetic import MANIFEST_NAME, video_part_poses
+from kp_motion.data.synthetic import MANIFEST_NAME
 from kp_motion.evaluation.report import frame_mosaic
 from kp_motion.models.checkpoint import load_model, save_checkpoint
 from kp_motion.training.losses import image_pyramid, mask_balance, pyramid_l1, ssim_loss
 from kp_motion.training.settings import load_train_config
+from research.part_supervision.poses import video_part_poses
 
 # The shipped training settings (config/train_fomm.yaml): its losses and Adam betas.
 TRAINING = load_train_config()

@@ -1,6 +1,6 @@
 """Experiment: can the detector alone learn to put keypoint k on part k (the `slot` match of
-losses.part_following) well enough for the generator to draw far-swept robot arms? Not part of
-the package or the tests; the model card reports what it measured.
+losses.part_following) well enough for the generator to draw far-swept robot arms?
+docs/research/part-supervision.md reports what it measured.
 
 The detector of a model is trained without its generator on a synthetic dataset: the slot term
 (keypoint k's distance to part k's centre in both frames of a pair, plus its Jacobian term) and
@@ -21,11 +21,11 @@ the test videos, which it never saw:
     turn    per arm part, in frame: the angle between the turn slot k's Jacobians give the
             dense motion from a frame back to frame 0 and the part's own, degrees.
 
-    python scripts/experiments/slot_detector.py train OUT --steps 6000 --scale 1
-    python scripts/experiments/slot_detector.py judge MODEL      # any project checkpoint
+    python -m research.part_supervision.slot_detector train OUT --steps 6000 --scale 1
+    python -m research.part_supervision.slot_detector judge MODEL      # any project checkpoint
 
 `train` writes OUT as a project checkpoint (this detector, the starting model's generator, the
-profile with the scale used), so `oracle_keypoints.py --checkpoint OUT train detected` and
+profile with the scale used), so `oracle_keypoints --checkpoint OUT train detected` and
 `kp-motion samples --checkpoint OUT` take it, and OUT/log.json with the judged numbers per
 evaluation. Options: --dataset (out/datasets/synth-64-x5: `kp-motion synth --train 1000`),
 --checkpoint (models/fomm-compact-64), --lr (1e-3, cosine to 0), --threads (1).
@@ -44,13 +44,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from kp_motion.data.datasets import FramesDataset, VideoDataset
-from kp_motion.data.synthetic import video_kinds, video_part_poses
+from kp_motion.data.synthetic import video_kinds
 from kp_motion.models.checkpoint import load_model, save_checkpoint, strict_load
 from kp_motion.models.keypoint_detector import KeypointDetector
 from kp_motion.models.model_config import with_widths
 from kp_motion.training.full_model import FommTrainingModel
-from kp_motion.training.losses import PART_MIN_MOTION, part_following
 from kp_motion.training.settings import load_train_config
+from research.part_supervision.losses import PART_MIN_MOTION, part_following
+from research.part_supervision.poses import part_pose_targets, video_part_poses
 
 TRAINING = load_train_config()
 JUDGED_FRAMES = 32
@@ -173,7 +174,7 @@ def training_pairs(root: str, size: int, seed: int) -> DataLoader:
     pairs = FramesDataset(
         root, "train", size=size, is_train=True, repeats=TRAINING.data.repeats,
         augmentation=augmentation, seed=seed,
-        part_poses=video_part_poses(root, "train"),
+        pair_targets=part_pose_targets(video_part_poses(root, "train")),
     )  # fmt: skip
     return DataLoader(pairs, batch_size=BATCH, shuffle=True, drop_last=True)
 
@@ -191,7 +192,7 @@ def detector_losses(
     losses = {"part_following": part_weight * terms["part_following"]}
     if jacobian_weight > 0:
         losses["part_following_jacobian"] = jacobian_weight * terms["part_following_jacobian"]
-    losses.update(objective._equivariance(batch["driving"], kp_driving))
+    losses.update(objective.equivariance(batch["driving"], kp_driving))
     return losses
 
 

@@ -18,19 +18,14 @@ from kp_motion.models.discriminator import (
 )
 from kp_motion.training.adversarial import AdversarialTraining
 from kp_motion.training.csv_log import read_log
-from kp_motion.training.fomm_trainer import (
-    build_training_models,
-    load_training_data,
-    restore_checkpoint,
-    train_fomm,
-)
+from kp_motion.training.fomm_trainer import build_training_models, load_training_data, train_fomm
 from kp_motion.training.losses import (
     discriminator_lsgan_loss,
     feature_matching_loss,
     generator_lsgan_loss,
     image_pyramid,
 )
-from kp_motion.training.state import list_checkpoints, read_training_state
+from kp_motion.training.state import list_checkpoints, read_training_state, restore_checkpoint
 
 torch.set_num_threads(1)
 NUM_KP = 10

@@ -114,7 +114,7 @@ def load_settings(
 def run_settings_file(resume: Path) -> Path | None:
     """The settings file a resumed run was started with: in the output folder given, or two
     levels above a checkpoint folder (OUTPUT/checkpoints/step_N); None when there is none."""
-    from kp_motion.training.fomm_trainer import CONFIG_COPY
+    from kp_motion.training.csv_log import CONFIG_COPY
     from kp_motion.training.state import CHECKPOINTS_DIR
 
     run_folder = resume.parent.parent if resume.parent.name == CHECKPOINTS_DIR else resume

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -38,62 +36,28 @@ from kp_motion.models.checkpoint import build_models, load_model, save_checkpoin
 from kp_motion.models.model_config import ModelConfig, load_profile
 from kp_motion.training import distributed
 from kp_motion.training.adversarial import AdversarialTraining
-from kp_motion.training.csv_log import CsvLog
+from kp_motion.training.csv_log import DISCRIMINATOR_TERM, LossInterval, TrainingLogs
 from kp_motion.training.full_model import FommTrainingModel
 from kp_motion.training.losses import keypoints_in_use, load_vgg19
 from kp_motion.training.settings import OptimizerSettings, TrainFommConfig
 from kp_motion.training.state import (
     CHECKPOINTS_DIR,
+    RANK_SEED,
     TrainingPosition,
-    capture_rng_state,
-    checkpoint_name,
+    checkpoint_dict,
     list_checkpoints,
-    prune_checkpoints,
-    publish_checkpoint,
     read_training_state,
     resolve_resume,
-    restore_rng_state,
-    write_training_state,
+    restore_checkpoint,
+    seed_everything,
+    write_checkpoint,
 )
 
 logger = logging.getLogger(__name__)
 
 MODEL_DIR = "model"
-CONFIG_COPY = "train_fomm.yaml"
-TRAIN_LOG = "train_log.csv"
-VALIDATION_LOG = "validation.csv"
-TENSORBOARD_DIR = "tensorboard"
-# The generator side's terms, in log order (extra terms follow, by name).
-LOSS_TERMS = (
-    "reconstruction_l1",
-    "ssim",
-    "perceptual",
-    "equivariance_value",
-    "equivariance_jacobian",
-    "mask_balance",
-    "generator_gan",
-    "feature_matching",
-)
-# The discriminator's own loss: logged, not part of the generator's "loss".
-DISCRIMINATOR_TERM = "discriminator_gan"
-# still_l1: the same frames compared with the unchanged source frame, i.e. what showing no
-# motion at all scores. A model below it has learned motion; one above it only blurs.
-# keypoints_in_use: mean over the videos of losses.keypoints_in_use (keypoint collapse shows).
-VALIDATION_COLUMNS = (
-    "step", "epochs_completed", "validation_l1", "still_l1", "keypoints_in_use", "videos",
-    "frames",
-)  # fmt: skip
-# Per-process seed offsets: different warps, augmentations and loader workers on each process.
-_RANK_SEED = 1_000_003
+# Per-epoch seed offset of the data loader's workers.
 _EPOCH_SEED = 7919
-
-
-def train_columns(settings: TrainFommConfig) -> tuple[str, ...]:
-    """The columns of train_log.csv for a run with these settings."""
-    return (
-        "step", "epoch", "lr_kp_detector", "lr_generator", "lr_discriminator", "loss",
-        *LOSS_TERMS, *sorted(settings.losses.extra), DISCRIMINATOR_TERM, "seconds_per_step",
-    )  # fmt: skip
 
 
 class TrainingDivergedError(RuntimeError):
@@ -251,12 +215,13 @@ def train_fomm(
         [{"params": kp_detector.parameters()}, {"params": generator.parameters()}], betas=betas
     )
     base_rates = [settings.optimizer.lr_kp_detector, settings.optimizer.lr_generator]
-    adversarial = None
+    adversarial = gan_optimizer = None
     if settings.adversarial.enabled:
         adversarial = AdversarialTraining(
             settings.adversarial, model_config.num_channels, model_config.num_kp, betas, device,
             lambda module: wrap_for_distributed(module, context),
         )  # fmt: skip
+        gan_optimizer = adversarial.optimizer
 
     # Data: each process its share of every epoch, in batches that resume mid-epoch.
     sampler = distributed.ResumableDistributedSampler(
@@ -285,7 +250,7 @@ def train_fomm(
     )  # fmt: skip
 
     # Where to start: step 0, or the checkpoint's position, optimisers and random streams.
-    seed_everything(settings.seed + _RANK_SEED * context.rank)
+    seed_everything(settings.seed + RANK_SEED * context.rank)
     position = TrainingPosition()
     if checkpoint is not None:
         position = restore_checkpoint(checkpoint, optimizer, adversarial, context, settings.seed)
@@ -297,7 +262,7 @@ def train_fomm(
     logs = TrainingLogs(out_dir, settings, context)
     logs.start(resumed_at=position.step if checkpoint is not None else None)
 
-    def save(validation_l1: float | None = None) -> Path | None:
+    def save() -> Path | None:
         state = checkpoint_dict(settings, position, optimizer, adversarial, context)
         model_meta = {**extra_meta, "step": position.step, "epoch": position.epoch,
                       "train_config": state["settings"]}  # fmt: skip
@@ -318,7 +283,7 @@ def train_fomm(
     while position.epoch < settings.epochs and position.step < total_steps:
         sampler.set_epoch(position.epoch, position.batch_in_epoch)
         loader_generator.manual_seed(
-            settings.seed * _RANK_SEED + position.epoch * _EPOCH_SEED + context.rank
+            settings.seed * RANK_SEED + position.epoch * _EPOCH_SEED + context.rank
         )
         if hasattr(data.train, "set_epoch"):
             data.train.set_epoch(position.epoch)
@@ -327,16 +292,15 @@ def train_fomm(
                 position.step, settings.optimizer, steps_per_epoch, settings.epochs
             )
             set_learning_rates(optimizer, base_rates, factor)
-            if adversarial is not None:
-                set_learning_rates(adversarial.optimizer, [settings.adversarial.lr_discriminator],
-                                   factor)  # fmt: skip
+            if gan_optimizer is not None:
+                set_learning_rates(gan_optimizer, [settings.adversarial.lr_discriminator], factor)
             terms = train_step(model, optimizer, adversarial, batch, device, position.step + 1)
             position.step += 1
             position.batch_in_epoch += 1
             progress.update(1)
             interval.add(terms)
             if position.step % settings.log_every == 0:
-                means = logs.train_row(position, interval, optimizer, adversarial)
+                means = logs.train_row(position, interval, optimizer, gan_optimizer)
                 progress.set_postfix(loss=f"{means['loss']:.4f}")
             every = settings.checkpoint_every
             epoch_done = position.batch_in_epoch >= steps_per_epoch
@@ -356,7 +320,7 @@ def train_fomm(
             last_checkpoint = save()
     progress.close()
     if interval.steps:
-        logs.train_row(position, interval, optimizer, adversarial)
+        logs.train_row(position, interval, optimizer, gan_optimizer)
     if position.batch_in_epoch:  # stopped mid-epoch by max_steps
         validation_l1 = validate_and_log()
         last_checkpoint = save()
@@ -495,12 +459,6 @@ def _reconstruction_error(
 # --------------------------------------------------------------------------- set-up
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def _start_folder(
     out_dir: Path, resume: str | Path | None, init_from: str | Path | None
 ) -> Path | None:
@@ -563,197 +521,3 @@ def wrap_for_distributed(model: nn.Module, context: distributed.DistributedConte
     return DistributedDataParallel(model)
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_dict(
-    settings: TrainFommConfig,
-    position: TrainingPosition,
-    optimizer: torch.optim.Optimizer,
-    adversarial: AdversarialTraining | None,
-    context: distributed.DistributedContext,
-) -> dict[str, Any]:
-    """Everything a run resumes from but the model (whose files sit beside it): every process
-    must call it, as it gathers their random generators."""
-    state = {
-        "step": position.step,
-        "epoch": position.epoch,
-        "batch_in_epoch": position.batch_in_epoch,
-        "settings": config_io.to_dict(settings),
-        "optimizer": optimizer.state_dict(),
-        "rng": _gather_rng_states(context),
-        "world_size": context.world_size,
-    }
-    if adversarial is not None:
-        state["adversarial"] = adversarial.state_dict()
-    return state
-
-
-def write_checkpoint(
-    out_dir: Path,
-    state: dict[str, Any],
-    model: tuple[ModelConfig, nn.Module, nn.Module],
-    model_meta: dict[str, Any],
-    keep: int,
-    context: distributed.DistributedContext,
-) -> Path | None:
-    """Write checkpoints/step_N (rank 0: model files + training state) and prune old ones."""
-    folder = None
-    if context.is_main:
-        checkpoints_dir = out_dir / CHECKPOINTS_DIR
-        name = checkpoint_name(state["step"])
-        staging = checkpoints_dir / f".{name}.partial"
-        save_checkpoint(staging, *model, model_meta)
-        write_training_state(staging, state)
-        folder = publish_checkpoint(staging, checkpoints_dir / name)
-        prune_checkpoints(checkpoints_dir, keep)
-    distributed.barrier(context)
-    return folder
-
-
-def restore_checkpoint(
-    state: dict[str, Any],
-    optimizer: torch.optim.Optimizer,
-    adversarial: AdversarialTraining | None,
-    context: distributed.DistributedContext,
-    seed: int,
-) -> TrainingPosition:
-    """Load a checkpoint's optimiser states and random streams; its position in the run."""
-    optimizer.load_state_dict(state["optimizer"])
-    saved_gan = state.get("adversarial")
-    if adversarial is not None and saved_gan is not None:
-        adversarial.load_state_dict(saved_gan)
-    elif adversarial is not None:  # e.g. a reconstruction-only run continued with the GAN on
-        logger.warning("the checkpoint has no discriminator: it starts from new weights")
-    elif saved_gan is not None:
-        logger.info("the checkpoint has a discriminator; the GAN is off in this run")
-    position = TrainingPosition(
-        int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
-    )
-    if int(state["world_size"]) == context.world_size:
-        restore_rng_state(state["rng"][context.rank], context.device)
-    else:
-        # Another process count: the old per-process streams do not map onto the new ones.
-        logger.warning(
-            "resuming with %d processes from a %d-process run: random streams reseeded",
-            context.world_size, int(state["world_size"]),
-        )  # fmt: skip
-        seed_everything(seed + _RANK_SEED * context.rank + position.step)
-    return position
-
-
-def _gather_rng_states(context: distributed.DistributedContext) -> list[dict[str, Any]]:
-    local = capture_rng_state(context.device)
-    if not context.is_distributed:
-        return [local]
-    gathered: list[Any] = [None] * context.world_size
-    torch.distributed.all_gather_object(gathered, local)
-    return gathered
-
-
-# --------------------------------------------------------------------------- logs
-
-
-class LossInterval:
-    """Sums of the loss terms over the steps since the last row of train_log.csv."""
-
-    def __init__(self) -> None:
-        self._restart()
-
-    def _restart(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.steps = 0
-        self.started = time.perf_counter()
-
-    def add(self, terms: dict[str, torch.Tensor]) -> None:
-        for name, value in terms.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
-        self.steps += 1
-
-    def take(self) -> tuple[dict[str, torch.Tensor], int, float]:
-        """(sums, steps, seconds) so far; the interval starts again."""
-        taken = (self.sums, self.steps, time.perf_counter() - self.started)
-        self._restart()
-        return taken
-
-
-class TrainingLogs:
-    """train_log.csv, validation.csv, the settings copy and TensorBoard (rank 0 writes)."""
-
-    def __init__(
-        self, out_dir: Path, settings: TrainFommConfig, context: distributed.DistributedContext
-    ) -> None:
-        self.out_dir, self.settings, self.context = out_dir, settings, context
-        self.train = CsvLog(out_dir / TRAIN_LOG, train_columns(settings))
-        self.validation = CsvLog(out_dir / VALIDATION_LOG, VALIDATION_COLUMNS)
-        self.tensorboard = None
-
-    def start(self, resumed_at: int | None) -> None:
-        """Write the settings copy; start the logs (cut back to `resumed_at` when resuming)."""
-        if not self.context.is_main:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        config_io.save(self.settings, self.out_dir / CONFIG_COPY)
-        self.train.start(resumed_at)
-        self.validation.start(resumed_at)
-        self.tensorboard = open_tensorboard(self.out_dir / TENSORBOARD_DIR)
-
-    def train_row(
-        self,
-        position: TrainingPosition,
-        interval: LossInterval,
-        optimizer: torch.optim.Optimizer,
-        adversarial: AdversarialTraining | None,
-    ) -> dict[str, float]:
-        """Log the interval's mean terms over all processes (every process must call it)."""
-        sums, steps, seconds = interval.take()
-        names = sorted(sums)
-        stacked = torch.stack([sums[name] for name in names]).double()
-        totals = distributed.all_reduce_sum(stacked, self.context)
-        scale = steps * self.context.world_size
-        means = {name: float(totals[i]) / scale for i, name in enumerate(names)}
-        row = {
-            "step": position.step,
-            "epoch": position.epoch,
-            "lr_kp_detector": optimizer.param_groups[0]["lr"],
-            "lr_generator": optimizer.param_groups[1]["lr"],
-            **means,
-            "seconds_per_step": seconds / steps,
-        }
-        if adversarial is not None:
-            row["lr_discriminator"] = adversarial.optimizer.param_groups[0]["lr"]
-        if self.context.is_main:
-            self.train.append(row)
-            if self.tensorboard is not None:
-                for name, value in row.items():
-                    if name not in ("step", "epoch"):
-                        self.tensorboard.add_scalar(f"train/{name}", value, position.step)
-        return means
-
-    def validation_row(self, position: TrainingPosition, result: dict[str, float] | None):
-        if result is None or not self.context.is_main:
-            return
-        self.validation.append(
-            {"step": position.step, "epochs_completed": position.epoch, **result}
-        )
-        if self.tensorboard is not None:
-            self.tensorboard.add_scalar("validation/l1", result["validation_l1"], position.step)
-        tqdm.write(
-            f"step {position.step} epoch {position.epoch}: validation L1 "
-            f"{result['validation_l1']:.5f}, still source {result['still_l1']:.5f}, "
-            f"keypoints in use {result['keypoints_in_use']:.1f} ({result['videos']} videos, "
-            f"{result['frames']} frames)"
-        )
-
-    def close(self) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-
-
-def open_tensorboard(log_dir: Path) -> Any | None:
-    """A TensorBoard SummaryWriter when the tensorboard package is installed, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional: the CSV logs are always written
-        return None
-    return SummaryWriter(log_dir=str(log_dir))

@@ -1,11 +1,11 @@
-"""Training checkpoints: one dict, kept as a project model folder plus its training state.
+"""Training checkpoints and random streams.
 
-A training checkpoint is one dict (see fomm_trainer.checkpoint_dict): the model, the optimiser
-(and discriminator) states, the step, the settings and the random generators of every process.
-On disk, <out>/checkpoints/step_<N>/ holds
-    model.yaml, weights.safetensors   the model part, as kp_motion.models.checkpoint writes it
-                                      (so any command that takes a model takes a checkpoint)
-    training_state.pt                 everything else, format TRAINING_STATE_FORMAT
+A training checkpoint is the model plus one dict (`checkpoint_dict`): the step and the position
+in the epoch, the settings, the optimiser (and discriminator) states and the random generators
+of every process. On disk, <out>/checkpoints/step_<N>/ holds
+    model.yaml, weights.safetensors   the model, as kp_motion.models.checkpoint writes it (so
+                                      any command that takes a model takes a checkpoint)
+    training_state.pt                 the dict, format TRAINING_STATE_FORMAT
 training_state.pt holds only tensors, numbers, strings and containers, so it is read back with
 torch.load(weights_only=True), which never runs code from the file. A folder is written under a
 temporary name and renamed when complete, so an interrupted save never leaves a half checkpoint
@@ -28,6 +28,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from kp_motion import config as config_io
+from kp_motion.models.checkpoint import save_checkpoint
+from kp_motion.training import distributed
 
 logger = logging.getLogger(__name__)
 
@@ -175,3 +180,100 @@ def prune_checkpoints(checkpoints_dir: Path, keep: int) -> None:
     """Delete all but the `keep` most recent checkpoints."""
     for _, folder in list_checkpoints(checkpoints_dir)[:-keep]:
         shutil.rmtree(folder)
+
+
+# Per-process seed offset: different warps, augmentations and loader workers on each process.
+RANK_SEED = 1_000_003
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def checkpoint_dict(
+    settings: Any,
+    position: TrainingPosition,
+    optimizer: torch.optim.Optimizer,
+    adversarial: Any,
+    context: distributed.DistributedContext,
+) -> dict[str, Any]:
+    """Everything a run resumes from but the model (whose files sit beside it): every process
+    must call it, as it gathers their random generators."""
+    state = {
+        "step": position.step,
+        "epoch": position.epoch,
+        "batch_in_epoch": position.batch_in_epoch,
+        "settings": config_io.to_dict(settings),  # TrainFommConfig
+        "optimizer": optimizer.state_dict(),
+        "rng": _gather_rng_states(context),
+        "world_size": context.world_size,
+    }
+    if adversarial is not None:
+        state["adversarial"] = adversarial.state_dict()
+    return state
+
+
+def write_checkpoint(
+    out_dir: Path,
+    state: dict[str, Any],
+    model: tuple[Any, nn.Module, nn.Module],
+    model_meta: dict[str, Any],
+    keep: int,
+    context: distributed.DistributedContext,
+) -> Path | None:
+    """Write checkpoints/step_N (rank 0: model files + training state) and prune old ones."""
+    folder = None
+    if context.is_main:
+        checkpoints_dir = out_dir / CHECKPOINTS_DIR
+        name = checkpoint_name(state["step"])
+        staging = checkpoints_dir / f".{name}.partial"
+        save_checkpoint(staging, *model, model_meta)
+        write_training_state(staging, state)
+        folder = publish_checkpoint(staging, checkpoints_dir / name)
+        prune_checkpoints(checkpoints_dir, keep)
+    distributed.barrier(context)
+    return folder
+
+
+def restore_checkpoint(
+    state: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    adversarial: Any,
+    context: distributed.DistributedContext,
+    seed: int,
+) -> TrainingPosition:
+    """Load a checkpoint's optimiser states and random streams; its position in the run."""
+    optimizer.load_state_dict(state["optimizer"])
+    saved_gan = state.get("adversarial")
+    if adversarial is not None and saved_gan is not None:
+        adversarial.load_state_dict(saved_gan)
+    elif adversarial is not None:  # e.g. a reconstruction-only run continued with the GAN on
+        logger.warning("the checkpoint has no discriminator: it starts from new weights")
+    elif saved_gan is not None:
+        logger.info("the checkpoint has a discriminator; the GAN is off in this run")
+    position = TrainingPosition(
+        int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+    )
+    if int(state["world_size"]) == context.world_size:
+        restore_rng_state(state["rng"][context.rank], context.device)
+    else:
+        # Another process count: the old per-process streams do not map onto the new ones.
+        logger.warning(
+            "resuming with %d processes from a %d-process run: random streams reseeded",
+            context.world_size, int(state["world_size"]),
+        )  # fmt: skip
+        seed_everything(seed + RANK_SEED * context.rank + position.step)
+    return position
+
+
+def _gather_rng_states(context: distributed.DistributedContext) -> list[dict[str, Any]]:
+    local = capture_rng_state(context.device)
+    if not context.is_distributed:
+        return [local]
+    gathered: list[Any] = [None] * context.world_size
+    torch.distributed.all_gather_object(gathered, local)
+    return gathered
+
+

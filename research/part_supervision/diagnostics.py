@@ -18,6 +18,7 @@ lies: `kp-motion samples`'s diagnostics plus four that need the part poses.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
@@ -119,6 +120,7 @@ def diagnostics_text(found: dict[str, float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Bad input (a dataset without part poses, a missing model) is one line and status 2."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", help="a dataset made by kp-motion synth")
     parser.add_argument("--checkpoint", default="fomm-compact-64")
@@ -127,9 +129,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=32)
     parser.add_argument("--device")
     args = parser.parse_args(argv)
+    try:
+        report(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"part_supervision.diagnostics: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def report(args: argparse.Namespace) -> None:
     poses = video_part_poses(args.dataset, args.split)  # checked before the model is loaded
     if not poses:
-        parser.error(f"{args.dataset} has no synthetic manifest with {args.split} videos")
+        raise ValueError(f"{args.dataset} has no synthetic manifest with {args.split} videos")
     device = resolve_device(args.device)
     config, kp_detector, generator = load_model(resolve_checkpoint(args.checkpoint), device)
     dataset = VideoDataset(
@@ -140,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"all ({len(per_video)} videos): {diagnostics_text(mean_diagnostics(per_video))}")
     for kind, videos in group_videos(per_video, video_kinds(args.dataset)).items():
         print(f"  {kind} ({len(videos)} videos): {diagnostics_text(mean_diagnostics(videos))}")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -57,9 +57,12 @@ def test_the_command_scores_part_following_on_a_synthetic_dataset(tmp_path, caps
     overall = next(line for line in printed if line.startswith("all (2 videos)"))
     assert "parts followed" in overall and "keypoint miss / part motion" in overall
     assert "of the rendered L1" in overall and "of its motion from keypoints" in overall
-    with pytest.raises(SystemExit):  # a dataset without a synthetic manifest: refused at once
-        main([str(tmp_path), "--checkpoint", str(checkpoint)])
+    # A dataset without a synthetic manifest, a missing model: one line each, status 2.
+    assert main([str(tmp_path), "--checkpoint", str(checkpoint)]) == 2
     assert "has no synthetic manifest" in capsys.readouterr().err
+    assert main([str(tmp_path / "synth"), "--checkpoint", str(tmp_path / "absent")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "absent" in error and len(error.splitlines()) == 1
 
 
 def test_motion_diagnostics_add_the_part_scores_when_parts_are_given():

@@ -55,8 +55,6 @@ def train_columns(settings: TrainFommConfig) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-
-
 class CsvLog:
     """One CSV file with a fixed header; values missing from a row are left empty."""
 

@@ -32,7 +32,10 @@ from torch import nn
 
 from kp_motion import config as config_io
 from kp_motion.models.checkpoint import save_checkpoint
+from kp_motion.models.model_config import ModelConfig
 from kp_motion.training import distributed
+from kp_motion.training.adversarial import AdversarialTraining
+from kp_motion.training.settings import TrainFommConfig
 
 logger = logging.getLogger(__name__)
 
@@ -193,10 +196,10 @@ def seed_everything(seed: int) -> None:
 
 
 def checkpoint_dict(
-    settings: Any,
+    settings: TrainFommConfig,
     position: TrainingPosition,
     optimizer: torch.optim.Optimizer,
-    adversarial: Any,
+    adversarial: AdversarialTraining | None,
     context: distributed.DistributedContext,
 ) -> dict[str, Any]:
     """Everything a run resumes from but the model (whose files sit beside it): every process
@@ -205,7 +208,7 @@ def checkpoint_dict(
         "step": position.step,
         "epoch": position.epoch,
         "batch_in_epoch": position.batch_in_epoch,
-        "settings": config_io.to_dict(settings),  # TrainFommConfig
+        "settings": config_io.to_dict(settings),
         "optimizer": optimizer.state_dict(),
         "rng": _gather_rng_states(context),
         "world_size": context.world_size,
@@ -218,7 +221,7 @@ def checkpoint_dict(
 def write_checkpoint(
     out_dir: Path,
     state: dict[str, Any],
-    model: tuple[Any, nn.Module, nn.Module],
+    model: tuple[ModelConfig, nn.Module, nn.Module],
     model_meta: dict[str, Any],
     keep: int,
     context: distributed.DistributedContext,
@@ -240,7 +243,7 @@ def write_checkpoint(
 def restore_checkpoint(
     state: dict[str, Any],
     optimizer: torch.optim.Optimizer,
-    adversarial: Any,
+    adversarial: AdversarialTraining | None,
     context: distributed.DistributedContext,
     seed: int,
 ) -> TrainingPosition:

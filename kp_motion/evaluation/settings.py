@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kp_motion import config as config_io
+from kp_motion.names import MODES
 from kp_motion.paths import config_path
 
 MOTION_MODES = ("relative", "absolute")
-EVALUATION_MODES = ("reconstruction", "transfer")
 
 
 @dataclass
@@ -84,10 +84,10 @@ def check_settings(settings: EvaluateSettings) -> None:
     """Raise ValueError naming the first setting that cannot work."""
     if not settings.block_sizes or any(k < 1 for k in settings.block_sizes):
         raise ValueError(f"block_sizes must be positive integers, got {settings.block_sizes}")
-    unknown = [mode for mode in settings.modes if mode not in EVALUATION_MODES]
+    unknown = [mode for mode in settings.modes if mode not in MODES]
     if unknown or not settings.modes:
         raise ValueError(
-            f"modes must be a non-empty subset of {EVALUATION_MODES}, got {settings.modes}"
+            f"modes must be a non-empty subset of {MODES}, got {settings.modes}"
         )
     for name in ("reconstruction_motion", "transfer_motion"):
         if getattr(settings, name) not in MOTION_MODES:

@@ -540,7 +540,7 @@ def bandwidth_rows(
 ) -> list[dict[str, Any]]:
     fps = settings.bandwidth.fps or float(np.median([video.fps for video in videos]))
     return [
-        stream_bandwidth(fps, k, k, settings.bandwidth.frame_id, model_id).as_dict()
+        stream_bandwidth(fps, k, k, model_id).as_dict()
         for k in settings.block_sizes
     ]
 
@@ -555,6 +555,7 @@ def evaluate(
     if not videos:
         raise ValueError("no videos to evaluate")
     started = time.perf_counter()
+    bandwidth = bandwidth_rows(settings, videos, models.model_id)  # before the long part
     fvd, fvd_status = build_fvd_scorer(settings)
     evaluator = Evaluator(settings, models, fvd, reset_per_block_setting())
     if "transfer" in settings.modes and len(videos) < 2:
@@ -580,7 +581,7 @@ def evaluate(
     return EvaluationResult(
         records=evaluator.accumulator.records(),
         per_frame_mse=evaluator.accumulator.per_frame_mse(),
-        bandwidth=bandwidth_rows(settings, videos, models.model_id),
+        bandwidth=bandwidth,
         codec=evaluator.codec_summary(),
         fvd_status=fvd_status,
         environment=describe_environment(str(settings.device)),

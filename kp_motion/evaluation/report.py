@@ -217,8 +217,9 @@ def _bandwidth_section(result: EvaluationResult) -> list[str]:
     lines = [
         "## Bandwidth of the keypoint stream",
         "",
-        "Serialised Keypoint60 size by the CDR formula of kp_motion.evaluation.bandwidth "
-        "(4-byte encapsulation included, transport overhead not); M frames sent of every M + N.",
+        "Bytes per message: a Keypoint60 as the graph sends it (the camera's frame_id, this "
+        "detector's model_id), CDR-serialised (4-byte encapsulation included, transport "
+        "overhead not); M frames sent of every M + N.",
         "",
     ]
     rows = [

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kp_motion.names import RECEIVER, SENDER
 from kp_motion.paths import config_path
 from kp_motion.ros.commands import command_line
 from kp_motion.ros.graph import GraphOptions, NodeSpec, build_graph
@@ -160,8 +161,8 @@ class GraphRunner:
         timeout = self.settings.timeout_s
         deadline = started + timeout if timeout else float("inf")
         roles = {spec.role for spec in self.specs}
-        sink = Sink(self.output_dir, _stream_fps(self.options), "receiver" in roles,
-                    "sender" in roles)
+        sink = Sink(self.output_dir, _stream_fps(self.options), RECEIVER in roles,
+                    SENDER in roles)
         result = RunResult(self.graph, self.output_dir)
         previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         interrupted = False

@@ -69,7 +69,7 @@ def test_argparse_flags_come_from_the_table():
         action = actions[option.name]
         assert action.option_strings == [option.flag]
         assert action.help.startswith(option.help), option.name
-        assert str(option.config_default()).lower() in action.help.lower(), option.name
+        assert f"(default {table.as_text(option.config_default())}" in action.help, option.name
         assert action.default == option.default
         if option.type is not str:
             assert action.type is option.type, option.name
@@ -89,9 +89,12 @@ def test_launch_arguments_come_from_the_table():
         default, description = arguments[option.name]
         assert description.startswith(option.help)
         assert all(choice in description for choice in option.allowed)
+        assert description == table.help_text(option) + (
+            f"; one of {', '.join(option.allowed)}" if option.allowed else "")
         if option.param is not None:
             assert default == "", "empty = the node's config/nodes.yaml default"
-            assert f"default {option.config_default()}".lower() in description.lower()
+            assert f"(default {table.as_text(option.config_default())} in config/nodes.yaml" \
+                in description
         else:
             assert table.parse_option(option.name, default) == option.default
 

@@ -131,6 +131,25 @@ def test_every_node_declares_exactly_its_table_entry():
                 assert all(c in described.additional_constraints for c in param.choices)
 
 
+def test_a_node_declares_the_table_s_parameters_with_the_yaml_defaults(ros_env):
+    """A live node (stats: no model to load) as `ros2 param describe` / `get` would see it:
+    the table's names and descriptions, config/nodes.yaml's defaults, a set value kept."""
+    import rclpy
+
+    from kp_motion.ros.parameters import NODE_PARAMETERS, node_parameter_defaults
+    from kp_motion.ros.stats_node import StatsNode
+
+    try:
+        stats = _node_in_process(StatsNode, {"m": "3"})
+        params = NODE_PARAMETERS["stats"]
+        described = stats.describe_parameters([param.name for param in params])
+        values = {param.name: stats.get_parameter(param.name).value for param in params}
+    finally:
+        rclpy.try_shutdown()
+    assert [d.description for d in described] == [param.description for param in params]
+    assert values == {**node_parameter_defaults("stats"), "m": 3}
+
+
 def test_exit_process_flushes_output_and_keeps_the_status(ros_env, python_exe):
     import subprocess
 

@@ -11,10 +11,11 @@ shape the graph itself and carry their own type, default and help. ROS-free, pur
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
-from kp_motion.names import BOTH, ROLES, spelled
+from kp_motion.names import BOTH, ROLES
 from kp_motion.ros import parameters as p
 
 
@@ -58,7 +59,21 @@ class GraphOption:
         if self.param is None:
             return self.default
         node, name = self.targets()[0]
-        return p.node_parameter_defaults(node)[name]
+        return _shipped_defaults()[node][name]
+
+
+@functools.cache
+def _shipped_defaults() -> dict[str, dict[str, Any]]:
+    """Every node's parameter defaults from the shipped config/nodes.yaml, read once (help
+    texts of every option and of every `kp-motion` command are built from them)."""
+    return {node: p.node_parameter_defaults(node) for node in p.NODE_PARAMETERS}
+
+
+def as_text(value: Any) -> str:
+    """A value as a user types it on a command line or in a launch argument."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "empty" if value == "" else str(value)
 
 
 GRAPH_OPTIONS: tuple[GraphOption, ...] = (
@@ -78,14 +93,15 @@ GRAPH_OPTIONS: tuple[GraphOption, ...] = (
     GraphOption("drop_seed", p.DROP_SEED),
     GraphOption("summary_path", p.SUMMARY_PATH, cli=False),
     GraphOption("role", kind=str, default=BOTH, choices=ROLES,
-                description=f"which nodes to run: {spelled(ROLES)}"),
+                description="which nodes to run: the sender's, the receiver's or both"),
     # The camera exits at the end of a clip: the runner stops the graph then. Launch files
     # leave the camera alive (the usual ROS behaviour) unless told otherwise.
     GraphOption("exit_at_end", p.EXIT_AT_END, cli=False),
     # A recorder outside the graph (the runner's) also subscribes to the camera images, the
     # full-rate keypoints and the rendered and overlay images; the producers wait for it too.
     GraphOption("recorder", kind=bool, default=False, cli=False,
-                description="a recorder also subscribes to images and keypoints (true/false)"),
+                description="a recorder outside the graph also subscribes to images and "
+                            "keypoints"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in GRAPH_OPTIONS}
 
@@ -100,12 +116,9 @@ GraphOptions = make_dataclass(
 
 def help_text(option: GraphOption, note: str = "") -> str:
     """The option's help with its default, as argparse and the launch arguments show it."""
-    default = option.config_default()
-    shown = "empty" if default == "" else str(default).lower() if isinstance(default, bool) \
-        else str(default)
     where = " in config/nodes.yaml" if option.param else ""
     extra = f"; {note}" if note else ""
-    return f"{option.help} (default {shown}{where}{extra})"
+    return f"{option.help} (default {as_text(option.config_default())}{where}{extra})"
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,11 +149,8 @@ def launch_arguments() -> list[tuple[str, str, str]]:
     """
     arguments = []
     for option in GRAPH_OPTIONS:
-        if option.param is None:
-            default = str(option.default).lower() if isinstance(option.default, bool) \
-                else str(option.default)
-        else:
-            default = ""
+        # Empty for a node parameter: not set, the node keeps its config/nodes.yaml value.
+        default = "" if option.param is not None else as_text(option.default)
         description = help_text(option)
         if option.allowed:
             description += f"; one of {', '.join(option.allowed)}"

@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 
 from kp_motion.names import BASELINE_FORECASTERS, LEARNED_FORECASTERS, MODES
+from kp_motion.topics import TOPICS
 
 COMMAND = "evaluate"
 HELP = "evaluate rendering + forecasting (MSE, PSNR, SSIM, FVD, bandwidth, H.264) into a report"
@@ -52,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bag-topic",
         default=None,
-        help="with --bag: the sensor_msgs/Image topic to evaluate (default: /kp_motion/rendered)",
+        help=f"with --bag: the sensor_msgs/Image topic to evaluate (default: {TOPICS['rendered']})",
     )
     parser.add_argument(
         "-o",

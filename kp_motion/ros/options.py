@@ -108,7 +108,8 @@ OPTIONS_BY_NAME = {option.name: option for option in GRAPH_OPTIONS}
 # What a user chose when starting a graph; None = the config/nodes.yaml default.
 GraphOptions = make_dataclass(
     "GraphOptions",
-    [(o.name, Any, field(default=o.default)) for o in GRAPH_OPTIONS],
+    [(o.name, o.type | None if o.param else o.type, field(default=o.default))
+     for o in GRAPH_OPTIONS],
     namespace={"__doc__": "Graph options (GRAPH_OPTIONS); None = the config/nodes.yaml "
                           "default.", "__module__": __name__},
 )

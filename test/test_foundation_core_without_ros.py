@@ -6,7 +6,7 @@ import textwrap
 from conftest import REPO_ROOT
 
 # Every ROS-side module is made unimportable, as on a machine with only `pip install kp-motion`.
-BLOCK_ROS = textwrap.dedent(
+BLOCK_ROS_IMPORTS = textwrap.dedent(
     """
     import importlib, importlib.abc, pkgutil, sys
 
@@ -20,6 +20,10 @@ BLOCK_ROS = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, BlockRos())
+    """
+)
+BLOCK_ROS = BLOCK_ROS_IMPORTS + textwrap.dedent(
+    """
     import kp_motion
     imported = []
     for info in pkgutil.walk_packages(kp_motion.__path__, "kp_motion."):

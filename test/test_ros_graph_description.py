@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
-from kp_motion.ros import graph, runner
+from kp_motion.ros import commands as node_commands
+from kp_motion.ros import options as graph_options
+from kp_motion.ros import runner
 from kp_motion.ros.graph import TOPICS, GraphOptions, build_graph
 
 TRANSFER_OPTIONS = GraphOptions(input="clip.mp4", source_image="face.png", forecaster="hold-last",
@@ -72,15 +74,6 @@ def test_inconsistent_graph_options_are_refused(graph_name, options, complaint):
         build_graph(graph_name, options)
 
 
-def test_launch_argument_text_parses_into_typed_options():
-    options = graph.options_from_strings({"m": "4", "fps": "30", "exit_at_end": "true",
-                                          "input": "", "forecaster": "rnn"})
-    assert (options.m, options.fps, options.exit_at_end) == (4, 30.0, True)
-    assert options.input is None and options.forecaster == "rnn"
-    with pytest.raises(ValueError, match="m: 'four' is not a int"):
-        graph.options_from_strings({"m": "four"})
-
-
 @pytest.mark.parametrize("graph_name", ["reconstruction", "transfer"])
 def test_runner_command_lines_carry_exactly_the_graph_description(graph_name):
     options = TRANSFER_OPTIONS if graph_name == "transfer" else GraphOptions(input="clip.mp4")
@@ -91,7 +84,7 @@ def test_runner_command_lines_carry_exactly_the_graph_description(graph_name):
     for spec, argv in commands:
         assert argv[0] == sys.executable
         assert Path(argv[1]).name == spec.executable and Path(argv[1]).is_file()
-        parsed = runner.parse_ros_arguments(argv)
+        parsed = node_commands.parse_ros_arguments(argv)
         assert parsed["name"] == spec.name
         assert Path(parsed["params_file"]).name == "nodes.yaml"
         assert parsed["parameters"] == spec.parameters  # values keep their YAML types
@@ -105,8 +98,8 @@ def test_parameter_text_keeps_types_through_yaml():
     import yaml
 
     for value in (3, 2.0, 1e-3, True, "0", "", "hold-last", "clips/a b.mp4", "true", "1.5"):
-        assert yaml.safe_load(runner.parameter_text(value)) == value
-        assert type(yaml.safe_load(runner.parameter_text(value))) is type(value)
+        assert yaml.safe_load(node_commands.parameter_text(value)) == value
+        assert type(yaml.safe_load(node_commands.parameter_text(value))) is type(value)
 
 
 def test_cli_print_commands_matches_the_runner(tmp_path, python_exe):
@@ -195,7 +188,7 @@ def test_launch_files_build_their_nodes_from_the_graph_description(graph_name, m
     created = _fake_launch_modules(monkeypatch)
     description = _load_launch_file(graph_name).generate_launch_description()
     arguments = {e.name: e.default_value for e in description.entities if hasattr(e, "name")}
-    assert set(arguments) == set(graph.option_types()), "one launch argument per graph option"
+    assert list(arguments) == [o.name for o in graph_options.GRAPH_OPTIONS], "one per graph option"
     values = dict(arguments, input="clip.mp4", m="2", n="3", fps="12.5", forecaster="hold-last",
                   device="cpu", checkpoint="ckpt")
     if graph_name == "transfer":
@@ -204,7 +197,7 @@ def test_launch_files_build_their_nodes_from_the_graph_description(graph_name, m
     assert len(opaque) == 1
     opaque[0].function(values)
 
-    options = graph.options_from_strings(values)
+    options = graph_options.options_from_strings(values)
     expected = build_graph(graph_name, options)
     assert [n["name"] for n in created] == [s.name for s in expected]
     for node, spec in zip(created, expected, strict=True):

@@ -73,7 +73,7 @@ def test_transfer_graph_conceals_frames_lost_on_the_network(tmp_path, ros_env):
 
     from kp_motion.data.video_io import write_image
     from kp_motion.forecasting.schedule import is_last_transmitted, is_transmitted
-    from kp_motion.ros.keypoint_detector_node import TransmitGate
+    from kp_motion.stream.sender import TransmitGate
 
     frames, m, n, drop, seed = 20, 3, 1, 0.3, 5
     source = write_image(tmp_path / "face.png", clip_frames(1, seed=9)[0])

@@ -20,10 +20,10 @@ MODEL_WAIT_S = 90  # node start-up (torch import, model load) on 2 busy cores
 
 
 def _start(spec, env, log_dir):
-    from kp_motion.ros import runner
+    from kp_motion.ros.commands import command_line
+    from kp_motion.ros.processes import NodeProcess
 
-    return runner.NodeProcess(spec, runner.command_line(spec), log_dir / f"{spec.name}.log",
-                              env=env)
+    return NodeProcess(spec, command_line(spec), log_dir / f"{spec.name}.log", env=env)
 
 
 def _wait_ready(processes, timeout_s=MODEL_WAIT_S):
@@ -163,7 +163,7 @@ def test_malformed_input_is_logged_and_skipped_and_nodes_keep_serving(tmp_path, 
 
 
 def test_start_up_errors_exit_non_zero_with_one_readable_line(tmp_path, ros_env):
-    from kp_motion.ros import runner
+    from kp_motion.ros.commands import command_line
     from kp_motion.ros.graph import NodeSpec
 
     corrupt = tmp_path / "corrupt.mp4"
@@ -180,7 +180,7 @@ def test_start_up_errors_exit_non_zero_with_one_readable_line(tmp_path, ros_env)
          "is not one of"),
     ]
     env = child_env(ros_env)
-    processes = [subprocess.Popen(runner.command_line(spec), env=env, cwd=REPO_ROOT, text=True,
+    processes = [subprocess.Popen(command_line(spec), env=env, cwd=REPO_ROOT, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for spec, _ in cases]
     for process, (spec, complaint) in zip(processes, cases, strict=True):
@@ -196,8 +196,7 @@ def test_a_signal_stops_a_node_cleanly_and_stats_writes_its_summary(tmp_path, ro
                                                                      stop_signal):
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from kp_motion.ros import runner
-    from kp_motion.ros.graph import NodeSpec
+    from kp_motion.ros.graph import READY_MARKER, NodeSpec
 
     summary = tmp_path / "stats.json"
     spec = NodeSpec("stats", "stats", "receiver",
@@ -218,7 +217,7 @@ def test_a_signal_stops_a_node_cleanly_and_stats_writes_its_summary(tmp_path, ro
     assert process.process.wait(30) == 0
     process.close()
     assert json.loads(summary.read_text())["network"]["messages"] == 0
-    assert runner.READY_MARKER in (tmp_path / "stats.log").read_text()
+    assert READY_MARKER in (tmp_path / "stats.log").read_text()
 
 
 def test_renderer_takes_keypoints_only_once_both_its_outputs_are_watched(tmp_path, ros_env):

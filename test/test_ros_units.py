@@ -111,102 +111,43 @@ def _node_classes():
     return [CameraNode, KeypointDetectorNode, ForecasterNode, RendererNode, StatsNode]
 
 
-def test_every_declared_parameter_has_a_yaml_default_of_its_type_and_no_key_is_stray():
-    from kp_motion.ros.common import _checked_default
-    from kp_motion.ros.graph import WILDCARD, load_nodes_config, node_defaults
+def test_every_node_declares_exactly_its_table_entry():
+    """The nodes declare NODE_PARAMETERS (the table argparse and the launch arguments also
+    come from) with ROS descriptors carrying the table's description, range and choices."""
+    from kp_motion.ros.common import descriptor
+    from kp_motion.ros.parameters import NODE_PARAMETERS
 
-    sections = load_nodes_config()
-    used_shared = set()
-    for node_class in _node_classes():
-        defaults = node_defaults(node_class.config_key)
-        declared = {param.name for param in node_class.params}
-        assert set(sections[node_class.config_key]) <= declared, node_class.config_key
-        for param in node_class.params:
-            _checked_default(param, defaults[param.name], node_class.config_key)  # type check
-            if param.minimum is not None:
-                assert param.minimum <= defaults[param.name] <= param.maximum, param.name
+    assert {c.config_key for c in _node_classes()} == set(NODE_PARAMETERS)
+    for params in NODE_PARAMETERS.values():
+        for param in params:
+            described = descriptor(param)
+            assert described.name == param.name
+            assert described.description == param.description
+            if param.kind is int and param.minimum is not None:
+                assert described.integer_range[0].to_value == param.maximum
+            if param.kind is float and param.minimum is not None:
+                assert described.floating_point_range[0].from_value == param.minimum
             if param.choices:
-                assert defaults[param.name] in param.choices, param.name
-        used_shared |= declared & set(sections[WILDCARD])
-    assert used_shared == set(sections[WILDCARD]), "a /** setting no node declares"
-    assert set(sections) == {WILDCARD} | {c.config_key for c in _node_classes()}
+                assert all(c in described.additional_constraints for c in param.choices)
 
 
-def test_graph_sets_only_parameters_that_its_nodes_declare():
-    from kp_motion.ros.graph import GRAPHS, GraphOptions, build_graph
+def test_a_node_declares_the_table_s_parameters_with_the_yaml_defaults(ros_env):
+    """A live node (stats: no model to load) as `ros2 param describe` / `get` would see it:
+    the table's names and descriptions, config/nodes.yaml's defaults, a set value kept."""
+    import rclpy
 
-    declared = {c.config_key: {p.name for p in c.params} for c in _node_classes()}
-    options = GraphOptions(input="clip", source_image="face.png", forecaster="hold-last",
-                           forecaster_path="f", m=2, n=1, fps=10.0, device="cpu",
-                           checkpoint="c", width=64, height=64, max_frames=5,
-                           drop_probability=0.1, drop_seed=3, summary_path="s.json",
-                           exit_at_end=True, recorder=True)
-    for graph in GRAPHS:
-        graph_options = options if graph == "transfer" else GraphOptions(input="clip")
-        for spec in build_graph(graph, graph_options):
-            assert set(spec.parameters) <= declared[spec.name], (graph, spec.name)
+    from kp_motion.ros.parameters import NODE_PARAMETERS, node_parameter_defaults
+    from kp_motion.ros.stats_node import StatsNode
 
-
-# --- node helpers ------------------------------------------------------------------------------
-
-
-def test_frame_indexer_counts_periods_between_stamps():
-    from kp_motion.ros.keypoint_detector_node import FrameIndexer
-
-    indexer = FrameIndexer(fps=10.0)
-    period = 100_000_000
-    stamps = [0, period, 2 * period + 30_000_000, 3 * period, 6 * period, 6 * period + 1]
-    # jitter below half a period is ignored; a lost image leaves a gap; never a repeat
-    assert [indexer.index(s) for s in stamps] == [0, 1, 2, 3, 6, 7]
-
-
-def test_transmit_gate_follows_the_schedule_and_drops_a_seeded_share():
-    from kp_motion.forecasting.schedule import is_transmitted
-    from kp_motion.ros.keypoint_detector_node import TransmitGate
-
-    gate = TransmitGate(m=3, n=2, drop_probability=0.0, seed=0)
-    assert [gate.scheduled(i) for i in range(10)] == [is_transmitted(i, 3, 2) for i in range(10)]
-    lossy = [TransmitGate(1, 0, 0.3, seed=7) for _ in range(2)]
-    runs = [[gate.survives_network() for _ in range(2000)] for gate in lossy]
-    assert runs[0] == runs[1], "the simulated loss must be reproducible from its seed"
-    assert 0.27 < 1 - np.mean(runs[0]) < 0.33
-
-
-def test_stats_meters():
-    from kp_motion.ros.stats_node import IndexGaps, RateMeter, latency_summary
-
-    meter = RateMeter()
-    for second in range(5):
-        meter.add(300, float(second))
-    summary = meter.summary()
-    assert summary["bytes_per_second"] == pytest.approx(300.0)
-    assert summary["messages_per_second"] == pytest.approx(1.0)
-    gaps = IndexGaps(m=2, n=2)
-    for index in (0, 1, 5, 8):  # 4 lost (transmitted), 2-3 and 6-7 withheld
-        gaps.add(index)
-    assert gaps.missing == 1
-    latency = latency_summary([0.010, 0.020, 0.030])
-    assert latency["mean_ms"] == pytest.approx(20.0) and latency["count"] == 3
-
-
-def test_overlay_marks_origin_with_a_border_colour():
-    from kp_motion.ros.renderer_node import ORIGIN_COLOURS, overlay_frame
-
-    frame = np.zeros((16, 16, 3), np.uint8)
-    positions = np.zeros((10, 2), np.float32)
-    for origin, colour in ORIGIN_COLOURS.items():
-        canvas = overlay_frame(frame, positions, origin)
-        assert tuple(canvas[0, 5]) == colour and tuple(canvas[15, 15]) == colour
-        assert canvas[8, 8].any(), "keypoints at the centre are drawn"
-
-
-def test_camera_output_size_keeps_the_aspect_ratio_when_one_side_is_zero():
-    from kp_motion.ros.camera_node import output_size
-
-    assert output_size((480, 640, 3), 0, 0) is None
-    assert output_size((480, 640, 3), 320, 0) == (240, 320)
-    assert output_size((480, 640, 3), 0, 120) == (120, 160)
-    assert output_size((480, 640, 3), 64, 64) == (64, 64)
+    try:
+        stats = _node_in_process(StatsNode, {"m": "3"})
+        params = NODE_PARAMETERS["stats"]
+        described = stats.describe_parameters([param.name for param in params])
+        values = {param.name: stats.get_parameter(param.name).value for param in params}
+    finally:
+        rclpy.try_shutdown()
+    assert [d.description for d in described] == [param.description for param in params]
+    assert values == {**node_parameter_defaults("stats"), "m": 3}
 
 
 def test_exit_process_flushes_output_and_keeps_the_status(ros_env, python_exe):
@@ -247,7 +188,7 @@ def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_p
 
     from kp_motion.ros.common import RELIABLE_IMAGE_QOS
     from kp_motion.ros.graph import TOPICS
-    from kp_motion.ros.runner import Sink
+    from kp_motion.ros.recorder import Sink
 
     sink = Sink(tmp_path, 20.0, record_receiver=False, record_sender=True)
     context = rclpy.Context()
@@ -367,7 +308,7 @@ def test_the_stats_node_counts_every_rendered_frame_while_its_callback_is_held_u
         executor.add_node(renderer)
         frames = [_tiny_image(1_000_000_000 + index) for index in range(40)]
         _publish_while_stalled(executor, rendered, frames)
-        _spin_until(executor, lambda: stats.rendered >= len(frames), 20)
+        _spin_until(executor, lambda: stats.stats.rendered >= len(frames), 20)
         counted = stats.summary()["rendered"]
     finally:
         rclpy.try_shutdown()

@@ -18,6 +18,8 @@ import argparse
 import itertools
 from pathlib import Path
 
+from kp_motion.names import MODES, RECONSTRUCTION, TRANSFER
+
 COMMAND = "animate"
 HELP = "animate a source image with a driving video (FOMM motion transfer / reconstruction)"
 
@@ -32,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", help="source image (transfer mode)")
     parser.add_argument(
         "--mode",
-        choices=("transfer", "reconstruction"),
-        default="transfer",
+        choices=MODES,
+        default=TRANSFER,
         help="transfer: animate --source; reconstruction: re-render the driving video from "
         "its first frame (default: transfer)",
     )
@@ -81,9 +83,9 @@ def check_arguments(args: argparse.Namespace) -> None:
     """Refuse contradictory or missing options before any model or video is loaded."""
     from kp_motion.data import video_io
 
-    if args.mode == "transfer" and not args.source:
+    if args.mode == TRANSFER and not args.source:
         raise ValueError("transfer mode needs --source IMAGE")
-    if args.mode == "reconstruction" and args.source:
+    if args.mode == RECONSTRUCTION and args.source:
         raise ValueError("reconstruction uses the driving video's first frame: drop --source")
     if args.checkpoint and args.reference_checkpoint:
         raise ValueError("give either --checkpoint or --reference-checkpoint, not both")
@@ -114,20 +116,18 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def load_models(args: argparse.Namespace):
     """(config, kp_detector, generator) from the chosen checkpoint, on args.device."""
+    from kp_motion.devices import resolve_device
     from kp_motion.models.checkpoint import (
-        DEFAULT_MODEL,
         load_model,
         load_reference_checkpoint,
         resolve_checkpoint,
-        resolve_device,
     )
 
     device = resolve_device(args.device)
     if args.reference_checkpoint:
         return load_reference_checkpoint(args.reference_checkpoint, args.reference_config, device)
-    spec = args.checkpoint or DEFAULT_MODEL
     try:
-        folder = resolve_checkpoint(spec)
+        folder = resolve_checkpoint(args.checkpoint)
     except FileNotFoundError as error:
         if args.checkpoint:
             raise
@@ -181,9 +181,9 @@ def run(args: argparse.Namespace) -> int:
     frames = video_io.iter_video(args.driving, max_frames=args.max_frames)
     # Decode the first frame before anything is written: a corrupt video fails here.
     first = next(frames)
-    raw_source = video_io.read_image(args.source) if args.mode == "transfer" else first
+    raw_source = video_io.read_image(args.source) if args.mode == TRANSFER else first
     source = video_io.resize_frame(raw_source, size, args.fit)
-    motion = args.motion if args.mode == "transfer" else "absolute"
+    motion = args.motion if args.mode == TRANSFER else "absolute"
     animator = Animator(
         kp_detector,
         generator,

@@ -14,7 +14,7 @@ HELP = "record, play or describe rosbag2 bags (no rosbag2 install needed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kp_motion.ros.bag import DEFAULT_TOPICS  # no ROS import at module level
+    from kp_motion.ros.bag import DEFAULT_TOPICS, STORAGES  # no ROS import at module level
 
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     record.add_argument("output", help="bag folder to create (must not exist)")
     record.add_argument("--topic", action="append", dest="topics", metavar="TOPIC",
                         help=f"topic to record (repeatable; default {' '.join(DEFAULT_TOPICS)})")
-    record.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap",
-                        help="storage format (default mcap, as ros2 bag)")
+    record.add_argument("--storage", choices=STORAGES, default=STORAGES[0],
+                        help=f"storage format (default {STORAGES[0]}, as ros2 bag)")
     record.add_argument("--duration", type=float, help="stop after this many seconds")
     record.add_argument("--max-messages", type=int, help="stop after this many messages")
     record.add_argument("--discovery-timeout", type=float, default=10.0,

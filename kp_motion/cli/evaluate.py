@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from kp_motion.names import BASELINE_FORECASTERS, LEARNED_FORECASTERS, MODES
+from kp_motion.topics import TOPICS
+
 COMMAND = "evaluate"
 HELP = "evaluate rendering + forecasting (MSE, PSNR, SSIM, FVD, bandwidth, H.264) into a report"
 
@@ -24,8 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--forecasters",
         nargs="+",
         metavar="NAME_OR_FOLDER",
-        help="forecaster checkpoint folders, embedded names (vrnn, rnn, vae) or baselines "
-        "(hold-last, constant-velocity)",
+        help=f"forecaster checkpoint folders, embedded names ({', '.join(LEARNED_FORECASTERS)}) "
+        f"or baselines ({', '.join(BASELINE_FORECASTERS)})",
     )
     parser.add_argument(
         "-k",
@@ -35,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="block sizes k (k true frames, k predicted)",
     )
-    parser.add_argument("--modes", nargs="+", choices=["reconstruction", "transfer"])
+    parser.add_argument("--modes", nargs="+", choices=MODES)
     parser.add_argument("--i3d-weights", help="Kinetics-400 RGB I3D state dict, for FVD")
     parser.add_argument("--max-videos", type=int, help="evaluate the first N videos only")
     parser.add_argument("--max-frames", type=int, help="frames read per video")
@@ -50,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bag-topic",
         default=None,
-        help="with --bag: the sensor_msgs/Image topic to evaluate (default: /kp_motion/rendered)",
+        help=f"with --bag: the sensor_msgs/Image topic to evaluate (default: {TOPICS['rendered']})",
     )
     parser.add_argument(
         "-o",

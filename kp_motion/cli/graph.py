@@ -1,7 +1,8 @@
 """`kp-motion graph reconstruction|transfer`: run a node graph as separate ROS 2 processes.
 
-The graph is kp_motion.ros.graph's description (the one the launch files use); options left
-out take their values from config/nodes.yaml.
+The graph is kp_motion.ros.graph's description (the one the launch files use); its options
+are the table kp_motion.ros.options, and those left out take their values from
+config/nodes.yaml.
 """
 
 from __future__ import annotations
@@ -13,32 +14,14 @@ import sys
 
 COMMAND = "graph"
 HELP = "run the reconstruction or transfer node graph over DDS (separate processes)"
-GRAPH_CHOICES = ("reconstruction", "transfer")
-ROLE_CHOICES = ("sender", "receiver", "both")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("graph", choices=GRAPH_CHOICES, help="which graph to run")
-    parser.add_argument("--input", help="camera input: V4L2 device index, video file or folder")
-    parser.add_argument("--source-image", help="transfer: the image to animate")
-    parser.add_argument("--forecaster",
-                        help="vrnn, rnn, vae, hold-last or constant-velocity")
-    parser.add_argument("--forecaster-path", help="folder of a learned forecaster")
-    parser.add_argument("--m", type=int, help="transmitted frames per cycle")
-    parser.add_argument("--n", type=int, help="withheld (predicted) frames per cycle")
-    parser.add_argument("--fps", type=float,
-                        help="frame rate of the stream (default: a video file's own rate, "
-                             "else config/nodes.yaml)")
-    parser.add_argument("--device", help="torch device: auto, cpu, cuda")
-    parser.add_argument("--checkpoint", help="FOMM checkpoint folder (detector + generator)")
-    parser.add_argument("--width", type=int, help="camera output width")
-    parser.add_argument("--height", type=int, help="camera output height")
-    parser.add_argument("--max-frames", type=int, help="stop the camera after this many frames")
-    parser.add_argument("--drop-probability", type=float,
-                        help="simulate the loss of this share of transmitted frames")
-    parser.add_argument("--drop-seed", type=int, help="seed of the simulated loss")
-    parser.add_argument("--role", choices=ROLE_CHOICES, default="both",
-                        help="run the sender's nodes, the receiver's, or both (default)")
+    from kp_motion.names import MODES
+    from kp_motion.ros.options import add_cli_arguments
+
+    parser.add_argument("graph", choices=MODES, help="which graph to run")
+    add_cli_arguments(parser)  # the graph options: one table for CLI, launch files and nodes
     parser.add_argument("--output", default="out/graph",
                         help="folder for videos, logs and reports (default out/graph)")
     parser.add_argument("--compare-without-prediction", action="store_true",
@@ -49,18 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="print every node log line")
     parser.add_argument("--print-commands", action="store_true",
                         help="print the node command lines and exit")
-
-
-def options_from_args(args: argparse.Namespace):
-    from kp_motion.ros.graph import GraphOptions
-
-    return GraphOptions(
-        input=args.input, source_image=args.source_image, forecaster=args.forecaster,
-        forecaster_path=args.forecaster_path, m=args.m, n=args.n, fps=args.fps,
-        device=args.device, checkpoint=args.checkpoint, width=args.width, height=args.height,
-        max_frames=args.max_frames, drop_probability=args.drop_probability,
-        drop_seed=args.drop_seed, role=args.role,
-    )
 
 
 def require_ros() -> None:
@@ -91,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.cli.main import CliError
     from kp_motion.ros import runner
     from kp_motion.ros.graph import check_options, missing_inputs
+    from kp_motion.ros.options import options_from_namespace
 
-    options = options_from_args(args)
+    options = options_from_namespace(args)
     if options.fps is None:  # a video file plays at its own rate unless told otherwise
         options.fps = _file_fps(options.input)
     check_options(args.graph, options)

@@ -44,6 +44,7 @@ from kp_motion.evaluation.report import (
     describe_environment,
 )
 from kp_motion.evaluation.settings import EvaluateSettings, forecaster_label
+from kp_motion.names import RECONSTRUCTION, TRANSFER
 
 log = logging.getLogger(__name__)
 
@@ -249,18 +250,18 @@ def build_tasks(
     videos: list[EvalVideo], values: list[np.ndarray], settings: EvaluateSettings
 ) -> list[Task]:
     tasks = []
-    if "reconstruction" in settings.modes:
+    if RECONSTRUCTION in settings.modes:
         for video, video_values in zip(videos, values, strict=True):
             tasks.append(Task(
-                mode="reconstruction", name=video.name,
+                mode=RECONSTRUCTION, name=video.name,
                 source=_uint8_to_float(video.frames[:1]),
                 driving_values=video_values[1:], real_driving=video.frames[1:],
                 motion=settings.reconstruction_motion, fps=video.fps,
             ))  # fmt: skip
-    if "transfer" in settings.modes:
+    if TRANSFER in settings.modes:
         for driving, source in transfer_pairs(len(videos), settings.dataset.seed):
             tasks.append(Task(
-                mode="transfer", name=f"{videos[driving].name}->{videos[source].name}",
+                mode=TRANSFER, name=f"{videos[driving].name}->{videos[source].name}",
                 source=_uint8_to_float(videos[source].frames[:1]),
                 driving_values=values[driving], real_driving=None,
                 motion=settings.transfer_motion, fps=videos[driving].fps,
@@ -384,7 +385,7 @@ class Evaluator:
             reference = _uint8_to_float(task.real_driving)
             features = self._reference_features(task.mode, None, reference)
             self._add_reference_row(task, None, reference, fomm, features, FOMM_ONLY)
-            if task.mode == "reconstruction":
+            if task.mode == RECONSTRUCTION:
                 still = task.source.to(fomm.device).expand(len(reference), -1, -1, -1)
                 self._add_reference_row(task, None, reference, still, features, STILL_SOURCE)
         else:
@@ -476,7 +477,7 @@ class Evaluator:
         if task.real_driving is not None:
             rows[FOMM_ONLY] = _as_uint8(fomm[columns])
         rows.update(generated)
-        offset = 1 if task.mode == "reconstruction" else 0  # driving row -> video frame number
+        offset = 1 if task.mode == RECONSTRUCTION else 0  # driving row -> video frame number
         return FrameStrip(
             mode=task.mode, k=k, video=task.name,
             frame_indices=[int(c) + offset for c in columns], rows=rows,
@@ -540,7 +541,7 @@ def bandwidth_rows(
 ) -> list[dict[str, Any]]:
     fps = settings.bandwidth.fps or float(np.median([video.fps for video in videos]))
     return [
-        stream_bandwidth(fps, k, k, settings.bandwidth.frame_id, model_id).as_dict()
+        stream_bandwidth(fps, k, k, model_id).as_dict()
         for k in settings.block_sizes
     ]
 
@@ -555,9 +556,10 @@ def evaluate(
     if not videos:
         raise ValueError("no videos to evaluate")
     started = time.perf_counter()
+    bandwidth = bandwidth_rows(settings, videos, models.model_id)  # before the long part
     fvd, fvd_status = build_fvd_scorer(settings)
     evaluator = Evaluator(settings, models, fvd, reset_per_block_setting())
-    if "transfer" in settings.modes and len(videos) < 2:
+    if TRANSFER in settings.modes and len(videos) < 2:
         evaluator.notes.append("transfer mode skipped: it needs at least two videos")
     detector = evaluator.animator("absolute")
     values = [
@@ -580,7 +582,7 @@ def evaluate(
     return EvaluationResult(
         records=evaluator.accumulator.records(),
         per_frame_mse=evaluator.accumulator.per_frame_mse(),
-        bandwidth=bandwidth_rows(settings, videos, models.model_id),
+        bandwidth=bandwidth,
         codec=evaluator.codec_summary(),
         fvd_status=fvd_status,
         environment=describe_environment(str(settings.device)),

@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from kp_motion.names import BASELINE_FORECASTERS, LEARNED_FORECASTERS, MODES, RECONSTRUCTION
+
 FOMM_ONLY = "fomm-only"
 # Reconstruction only: the source frame shown unchanged for every driving frame. Not a method,
 # the floor a renderer has to beat to have learned any motion.
 STILL_SOURCE = "still-source"
 REFERENCE_ROWS = (FOMM_ONLY, STILL_SOURCE)
-MODES = ("reconstruction", "transfer")
 CSV_FIELDS = (
     "mode", "k", "model", "videos", "frames", "mse", "psnr", "ssim", "kp_mse", "kp_position_mse",
     "fvd", "fvd_pooled",
@@ -36,11 +37,8 @@ CSV_FIELDS = (
 DISPLAY_NAMES = {
     FOMM_ONLY: "FOMM only",
     STILL_SOURCE: "still source",
-    "vrnn": "VRNN",
-    "rnn": "RNN",
-    "vae": "VAE",
-    "hold-last": "hold-last",
-    "constant-velocity": "constant-velocity",
+    **{kind: kind.upper() for kind in LEARNED_FORECASTERS},
+    **{name: name for name in BASELINE_FORECASTERS},
 }
 
 
@@ -192,7 +190,7 @@ def metric_table(result: EvaluationResult, mode: str, metric: str) -> list[str]:
 
 
 def _mode_section(result: EvaluationResult, mode: str) -> list[str]:
-    reference = "the real video" if mode == "reconstruction" else "FOMM output with true keypoints"
+    reference = "the real video" if mode == RECONSTRUCTION else "FOMM output with true keypoints"
     lines = [f"## {mode.capitalize()} (reference: {reference})", ""]
     metrics = [
         ("mse", "MSE (pixels in [0, 1], lower is better)"),
@@ -219,8 +217,9 @@ def _bandwidth_section(result: EvaluationResult) -> list[str]:
     lines = [
         "## Bandwidth of the keypoint stream",
         "",
-        "Serialised Keypoint60 size by the CDR formula of kp_motion.evaluation.bandwidth "
-        "(4-byte encapsulation included, transport overhead not); M frames sent of every M + N.",
+        "Bytes per message: a Keypoint60 as the graph sends it (the camera's frame_id, this "
+        "detector's model_id), CDR-serialised (4-byte encapsulation included, transport "
+        "overhead not); M frames sent of every M + N.",
         "",
     ]
     rows = [

@@ -5,14 +5,15 @@ Command-line options override single fields of the loaded settings.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from kp_motion import config as config_io
+from kp_motion.names import MODES
 from kp_motion.paths import config_path
 
 MOTION_MODES = ("relative", "absolute")
-EVALUATION_MODES = ("reconstruction", "transfer")
 
 
 @dataclass
@@ -51,7 +52,7 @@ class CodecSettings:
 
 @dataclass
 class BandwidthSettings:
-    frame_id: str  # header.frame_id of the transmitted Keypoint60 messages
+    # The message size is the graph's own (its frame_id comes from config/nodes.yaml).
     fps: float | None  # stream rate; null = the videos' own fps
 
 
@@ -84,10 +85,10 @@ def check_settings(settings: EvaluateSettings) -> None:
     """Raise ValueError naming the first setting that cannot work."""
     if not settings.block_sizes or any(k < 1 for k in settings.block_sizes):
         raise ValueError(f"block_sizes must be positive integers, got {settings.block_sizes}")
-    unknown = [mode for mode in settings.modes if mode not in EVALUATION_MODES]
+    unknown = [mode for mode in settings.modes if mode not in MODES]
     if unknown or not settings.modes:
         raise ValueError(
-            f"modes must be a non-empty subset of {EVALUATION_MODES}, got {settings.modes}"
+            f"modes must be a non-empty subset of {MODES}, got {settings.modes}"
         )
     for name in ("reconstruction_motion", "transfer_motion"):
         if getattr(settings, name) not in MOTION_MODES:
@@ -122,4 +123,18 @@ def forecaster_label(spec: str) -> str:
 
 def load_settings(path: str | Path | None = None) -> EvaluateSettings:
     """Read config/evaluate.yaml (or `path`) into EvaluateSettings."""
-    return config_io.load(EvaluateSettings, path or config_path("evaluate.yaml"))
+    path = path or config_path("evaluate.yaml")
+    data = _without_retired_keys(config_io.load_yaml(path), path)
+    return config_io.from_dict(EvaluateSettings, data, where=str(path))
+
+
+def _without_retired_keys(data: dict, path: str | Path) -> dict:
+    """Settings files written before bandwidth.frame_id was retired keep loading, with a
+    warning: the size now comes from the message the graph sends."""
+    bandwidth = data.get("bandwidth")
+    if isinstance(bandwidth, dict) and "frame_id" in bandwidth:
+        warnings.warn(f"{path}: bandwidth.frame_id is no longer used (the message size is the "
+                      "graph's, with the camera's frame_id from config/nodes.yaml); remove it",
+                      FutureWarning, stacklevel=3)
+        data = {**data, "bandwidth": {k: v for k, v in bandwidth.items() if k != "frame_id"}}
+    return data

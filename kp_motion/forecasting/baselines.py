@@ -7,6 +7,7 @@ import numpy as np
 
 from kp_motion.forecasting.base import Forecaster
 from kp_motion.keypoints import NUM_KEYPOINTS, pack
+from kp_motion.names import CONSTANT_VELOCITY, HOLD_LAST
 
 
 def rest_frame() -> np.ndarray:
@@ -19,7 +20,7 @@ def rest_frame() -> np.ndarray:
 class HoldLastForecaster(Forecaster):
     """Repeats the last observed (or predicted) frame."""
 
-    name = "hold-last"
+    name = HOLD_LAST
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,7 +45,7 @@ class ConstantVelocityForecaster(Forecaster):
     same straight line (until the sanitiser has to clamp it).
     """
 
-    name = "constant-velocity"
+    name = CONSTANT_VELOCITY
 
     def __init__(self) -> None:
         super().__init__()

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kp_motion import config as config_io
+from kp_motion.names import LEARNED_FORECASTERS as LEARNED_KINDS
 from kp_motion.paths import config_path
-
-LEARNED_KINDS = ("vrnn", "rnn", "vae")
 
 
 @dataclass

@@ -133,6 +133,19 @@ class Animator:
         return self.render_normalized(self.normalized(kp_driving), full_outputs)
 
     @torch.no_grad()
+    def render_values(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One streamed frame: Keypoint60 values (60,) -> (uint8 RGB frame, (K, 2) positions).
+
+        The positions are the normalised driving keypoints the frame was rendered with (what
+        an overlay should show). Everything a stream consumer needs, in one call.
+        """
+        from kp_motion.data.video_io import from_tensor
+
+        kp_norm = self.normalized(keypoints_from_values(values, self.device))
+        frame = from_tensor(self.render_normalized(kp_norm)["prediction"])[0]
+        return frame, kp_norm["value"][0].detach().cpu().numpy()
+
+    @torch.no_grad()
     def render_uncached(
         self, kp_driving: Keypoints, full_outputs: bool = False
     ) -> dict[str, torch.Tensor]:

@@ -23,6 +23,7 @@ from torch import nn
 
 from kp_motion import config as config_io
 from kp_motion import paths
+from kp_motion.devices import resolve_device  # noqa: F401  (callers import it from here too)
 from kp_motion.models.generator import OcclusionAwareGenerator
 from kp_motion.models.keypoint_detector import KeypointDetector
 from kp_motion.models.model_config import ModelConfig, config_from_dict, load_profile
@@ -39,19 +40,6 @@ MODEL_ID_LENGTH = 16
 MAX_LISTED_KEYS = 8
 # The embedded default model: a folder under paths.models_dir().
 DEFAULT_MODEL = "fomm-compact-64"
-
-
-def resolve_device(name: str | None = None) -> torch.device:
-    """A torch device from its name; None -> cuda when available, else cpu."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {name!r} ({error})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def build_models(
@@ -140,16 +128,28 @@ def embedded_model_folder(name: str = DEFAULT_MODEL) -> Path:
     return paths.models_dir() / name
 
 
-def resolve_checkpoint(spec: str | Path = DEFAULT_MODEL) -> Path:
-    """A checkpoint path, or the name of an embedded model folder under models/."""
+class CheckpointNotFoundError(FileNotFoundError):
+    """No checkpoint where the user pointed (or the embedded default is missing); one line."""
+
+
+def resolve_checkpoint(spec: str | Path | None = None) -> Path:
+    """THE checkpoint rule of every entry point: a path, the name of an embedded model folder
+    under models/, or empty/None for the embedded default model."""
+    if not spec:
+        folder = embedded_model_folder()
+        if not folder.exists():
+            raise CheckpointNotFoundError(
+                f"the embedded default model {folder} is not there; give a checkpoint folder"
+            )
+        return folder
     path = Path(spec).expanduser()
     if path.exists():
         return path
     embedded = embedded_model_folder(str(spec))
     if embedded.exists():
         return embedded
-    raise FileNotFoundError(
-        f"FOMM checkpoint not found: {spec} (neither a path nor an embedded model {embedded})"
+    raise CheckpointNotFoundError(
+        f"checkpoint not found: {spec} (neither a path nor an embedded model {embedded})"
     )
 
 

@@ -14,41 +14,17 @@ publishers offer (stored in the bag, so a latched topic is replayed latched).
 from __future__ import annotations
 
 import importlib
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kp_motion.ros.graph import TOPICS
+from kp_motion.stream.message import make_typestore
 
-KEYPOINT60_TYPE = "kp_motion/msg/Keypoint60"
 STORAGES = ("mcap", "sqlite3")
 # What `kp-motion bag record` records when no topic is named: the keypoint streams.
 DEFAULT_TOPICS = (TOPICS["network"], TOPICS["keypoints_full"])
-
-
-def keypoint_msg_path() -> Path:
-    """msg/Keypoint60.msg of the source tree or of an install's share/kp_motion."""
-    from kp_motion.paths import share_dir
-
-    candidates = [share_dir() / "msg" / "Keypoint60.msg"]
-    for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
-        if prefix:
-            candidates.append(Path(prefix) / "share" / "kp_motion" / "msg" / "Keypoint60.msg")
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError("msg/Keypoint60.msg not found (source tree or install share/)")
-
-
-def make_typestore():
-    """rosbags typestore: ROS 2 Kilted messages + kp_motion/msg/Keypoint60."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-    store = get_typestore(Stores.ROS2_KILTED)
-    store.register(get_types_from_msg(keypoint_msg_path().read_text(), KEYPOINT60_TYPE))
-    return store
 
 
 def message_class(type_name: str):

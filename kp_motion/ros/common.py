@@ -1,16 +1,16 @@
 """What every kp_motion node shares: parameters from config/nodes.yaml, QoS, start-up and exit.
 
-Parameters: config/nodes.yaml is the one source of truth for default values (standard ROS
-`node: ros__parameters:` layout; settings used by several nodes, such as the frame rate or the
-transmit schedule, live once under `/**`). Each node lists the parameters it uses with a
-description and a range (`Param`); the default is read from the YAML, and a parameter missing
-from the YAML (or a YAML key no node declares) is an error, so code and file cannot drift apart.
+Parameters: each node declares the parameters kp_motion.ros.parameters lists for it (type,
+description, range or choices), with their defaults from config/nodes.yaml, the one source of
+default values (a parameter missing from the YAML, or a YAML key no node declares, is an error,
+so code and file cannot drift apart).
 
 Start-up and exit: `run_node` initialises rclpy without its signal handlers (SIGINT and SIGTERM
 only ask the spin loop to stop), builds the node, spins until the node says it is finished or
 the process is asked to stop, then, in this one thread, reports, destroys the node and shuts
 rclpy down. A problem found at start-up (missing file or device, bad parameter) is logged as
-one line and the process exits with status 2.
+one line and the process exits with status 2; the core's own errors (a missing checkpoint,
+an unusable device, an unreadable input) become that line through `startup_errors`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import rclpy
@@ -42,7 +40,8 @@ from rclpy.qos import (
 )
 from rclpy.signals import SignalHandlerOptions
 
-from kp_motion.ros.graph import NODES_CONFIG, READY_MARKER, load_nodes_config, node_defaults
+from kp_motion.ros.graph import READY_MARKER
+from kp_motion.ros.parameters import NODE_PARAMETERS, Param, node_parameter_defaults
 
 STARTUP_ERROR_STATUS = 2
 MATCH_GRACE_S = 0.3
@@ -106,57 +105,39 @@ class StartupError(Exception):
     """A node cannot start (bad parameter, missing file or device); one readable line."""
 
 
-@dataclass(frozen=True)
-class Param:
-    """A node parameter: its type, what it means and which values it accepts."""
-
-    name: str
-    kind: type  # bool, int, float or str
-    description: str
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[str, ...] = ()
-
-    def descriptor(self) -> ParameterDescriptor:
-        descriptor = ParameterDescriptor(name=self.name, description=self.description)
-        if self.kind is int and self.minimum is not None:
-            descriptor.integer_range = [
-                IntegerRange(from_value=int(self.minimum), to_value=int(self.maximum), step=0)
-            ]
-        elif self.kind is float and self.minimum is not None:
-            descriptor.floating_point_range = [
-                FloatingPointRange(
-                    from_value=float(self.minimum), to_value=float(self.maximum), step=0.0
-                )
-            ]
-        if self.choices:
-            descriptor.additional_constraints = "one of: " + ", ".join(self.choices)
-        return descriptor
+@contextlib.contextmanager
+def startup_errors() -> Iterator[None]:
+    """Turn the core's one-line errors (missing files, bad values, unusable devices) raised
+    while a node builds itself into a StartupError: logged as one line, exit status 2."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as error:
+        raise StartupError(str(error)) from None
 
 
-def _checked_default(param: Param, value: Any, config_key: str) -> Any:
-    where = f"config/{NODES_CONFIG} {config_key}.{param.name}"
-    if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if type(value) is not param.kind:
-        raise ValueError(f"{where}: expected a {param.kind.__name__}, got {value!r}")
-    return value
-
-
-def check_choice(param: Param, value: Any) -> None:
-    if param.choices and value not in param.choices:
-        raise StartupError(
-            f"parameter {param.name}={value!r} is not one of {', '.join(param.choices)}"
-        )
+def descriptor(param: Param) -> ParameterDescriptor:
+    """The ROS descriptor of a parameter: its description, range and choices."""
+    result = ParameterDescriptor(name=param.name, description=param.description)
+    if param.kind is int and param.minimum is not None:
+        result.integer_range = [
+            IntegerRange(from_value=int(param.minimum), to_value=int(param.maximum), step=0)
+        ]
+    elif param.kind is float and param.minimum is not None:
+        result.floating_point_range = [
+            FloatingPointRange(from_value=float(param.minimum), to_value=float(param.maximum),
+                               step=0.0)
+        ]
+    if param.choices:
+        result.additional_constraints = "one of: " + ", ".join(param.choices)
+    return result
 
 
 class KpMotionNode(Node):
     """rclpy Node with YAML-backed parameters, per-reason rejection logs and a finish flag."""
 
-    # The section of config/nodes.yaml that holds this node's defaults (independent of the
-    # node name, which a launch file may remap).
+    # The node's entry in NODE_PARAMETERS and its section of config/nodes.yaml (independent
+    # of the node name, which a launch file may remap).
     config_key: str = ""
-    params: tuple[Param, ...] = ()
 
     def __init__(self, node_name: str | None = None) -> None:
         super().__init__(node_name or self.config_key)
@@ -167,22 +148,13 @@ class KpMotionNode(Node):
         self.settings = self._declare_parameters()
 
     def _declare_parameters(self) -> dict[str, Any]:
-        defaults = node_defaults(self.config_key)
-        own = load_nodes_config()[self.config_key]
-        names = {param.name for param in self.params}
-        unknown = sorted(set(own) - names)
-        if unknown:
-            where = f"config/{NODES_CONFIG} {self.config_key}"
-            raise ValueError(f"{where}: unknown parameters {', '.join(unknown)}")
+        defaults = node_parameter_defaults(self.config_key)
         values = {}
-        for param in self.params:
-            if param.name not in defaults:
-                raise ValueError(
-                    f"config/{NODES_CONFIG} lacks a default for {self.config_key}.{param.name}"
-                )
-            default = _checked_default(param, defaults[param.name], self.config_key)
-            value = self.declare_parameter(param.name, default, param.descriptor()).value
-            check_choice(param, value)
+        for param in NODE_PARAMETERS[self.config_key]:
+            value = self.declare_parameter(param.name, defaults[param.name],
+                                           descriptor(param)).value
+            with startup_errors():
+                param.check(value)
             values[param.name] = value
         return values
 
@@ -268,37 +240,6 @@ def configure_torch(threads: int) -> None:
     # Only allowed before the first parallel work; the default then stays.
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(threads)
-
-
-TORCH_THREADS = Param("torch_threads", int, "CPU threads of torch in this node", 1, 256)
-
-
-def resolve_device(requested: str) -> str:
-    """'auto' -> 'cuda' when a GPU is usable, else 'cpu'; 'cuda' without a GPU is an error."""
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise StartupError(f"device {requested!r} requested but no CUDA GPU is available")
-    return requested
-
-
-def resolve_checkpoint(path: str) -> Path:
-    """The FOMM checkpoint folder: the given path, or the embedded default model."""
-    if path:
-        folder = Path(path).expanduser()
-        if not folder.exists():
-            raise StartupError(f"checkpoint not found: {folder}")
-        return folder
-    from kp_motion.models.checkpoint import embedded_model_folder
-
-    folder = embedded_model_folder()
-    if not folder.exists():
-        raise StartupError(
-            f"the embedded default model {folder} is not there; pass checkpoint:=<folder>"
-        )
-    return folder
 
 
 def spin_once(executor, context) -> bool:

@@ -18,19 +18,15 @@ past the last received one.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
     KEYPOINT_QOS,
-    TORCH_THREADS,
     KpMotionNode,
-    Param,
-    StartupError,
     configure_torch,
     exit_process,
-    resolve_device,
     run_node,
+    startup_errors,
 )
 from kp_motion.ros.conversions import (
     MalformedMessageError,
@@ -40,58 +36,22 @@ from kp_motion.ros.conversions import (
     stamp_to_ns,
 )
 
-BASELINE_KINDS = ("hold-last", "constant-velocity")
-LEARNED_KINDS = ("vrnn", "rnn", "vae")
-FORECASTER_KINDS = LEARNED_KINDS + BASELINE_KINDS
-
-
-def load_named_forecaster(kind: str, folder: str, device: str):
-    """A baseline by name, or a learned forecaster from `folder` (default: the embedded one)."""
-    from kp_motion.forecasting.checkpoint import embedded_forecaster_folder, load_forecaster
-
-    if kind in BASELINE_KINDS:
-        return load_forecaster(kind)
-    path = Path(folder).expanduser() if folder else embedded_forecaster_folder(kind)
-    if not path.is_dir():
-        hint = "" if folder else " (the embedded default is missing; set forecaster_path)"
-        raise StartupError(f"forecaster checkpoint not found: {path}{hint}")
-    try:
-        forecaster = load_forecaster(path, device)
-    except (ValueError, FileNotFoundError) as error:
-        raise StartupError(str(error)) from None
-    if forecaster.name != kind:
-        raise StartupError(f"{path} holds a {forecaster.name} forecaster, not {kind}")
-    return forecaster
-
 
 class ForecasterNode(KpMotionNode):
     config_key = "forecaster"
-    params = (
-        Param("forecaster", str, "forecasting method", choices=FORECASTER_KINDS),
-        Param("forecaster_path", str, "learned forecaster folder (empty = embedded default)"),
-        Param("m", int, "transmitted frames per cycle (as the sender)", 1, 10_000),
-        Param("n", int, "withheld frames per cycle (as the sender)", 0, 10_000),
-        Param("fps", float, "frame rate: stamps of forecast frames step by 1 / fps", 0.1, 1000.0),
-        Param("device", str, "torch device: auto, cpu, cuda, cuda:N"),
-        TORCH_THREADS,
-        Param("conceal_timeout", float, "conceal overdue frames after this many s (0 = off)",
-              0.0, 60.0),
-        Param("wait_for_subscribers", int, "subscribe to the network once this many match",
-              0, 100),
-    )
 
     def __init__(self) -> None:
         super().__init__()
+        from kp_motion.devices import resolve_device
+        from kp_motion.forecasting.named import load_named_forecaster
         from kp_motion.forecasting.schedule import Receiver
 
         s = self.settings
         configure_torch(s["torch_threads"])
-        device = resolve_device(s["device"])
-        forecaster = load_named_forecaster(s["forecaster"], s["forecaster_path"], device)
-        try:
+        with startup_errors():
+            device = resolve_device(s["device"])
+            forecaster = load_named_forecaster(s["forecaster"], s["forecaster_path"], device)
             self.receiver = Receiver(forecaster, s["m"], s["n"])
-        except ValueError as error:
-            raise StartupError(str(error)) from None
         self.period_ns = round(1e9 / s["fps"])
         self.last_received: Keypoint60 | None = None
         self.last_arrival = 0.0

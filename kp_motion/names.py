@@ -1,0 +1,31 @@
+"""The names users type and the code compares: modes, roles and forecaster kinds.
+
+Each list is written here once; the graph, the nodes, the command lines and the evaluation
+import it. ROS-free and light (no torch), so that launch files and argparse can use it.
+"""
+
+from __future__ import annotations
+
+# What the receiver renders: a frame of the driving video itself (absolute keypoints), or a
+# different source image animated with the motion relative to the first driving frame.
+RECONSTRUCTION = "reconstruction"
+TRANSFER = "transfer"
+MODES = (RECONSTRUCTION, TRANSFER)
+
+# Which part of a node graph a machine runs.
+SENDER = "sender"
+RECEIVER = "receiver"
+BOTH = "both"
+ROLES = (SENDER, RECEIVER, BOTH)
+
+# Forecasters: baselines are built by name; learned kinds load from a checkpoint folder.
+HOLD_LAST = "hold-last"
+CONSTANT_VELOCITY = "constant-velocity"
+BASELINE_FORECASTERS = (HOLD_LAST, CONSTANT_VELOCITY)
+LEARNED_FORECASTERS = ("vrnn", "rnn", "vae")
+FORECASTERS = LEARNED_FORECASTERS + BASELINE_FORECASTERS
+
+
+def spelled(names: tuple[str, ...]) -> str:
+    """'a, b or c': a list of names for help texts and error messages."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

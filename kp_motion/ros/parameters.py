@@ -1,0 +1,174 @@
+"""THE table of node parameters: what each node declares (type, meaning, range or choices),
+and their defaults from config/nodes.yaml. ROS-free (pure data and YAML).
+
+One parameter that several nodes share (m, n, fps, device, checkpoint, torch_threads) is one
+`Param` object here, listed by each node that uses it. Its default is given once in
+config/nodes.yaml, the ROS parameter file users pass (settings shared by nodes live under
+`/**`). `node_parameter_defaults` checks file and table against each other: a parameter
+without a default of its type, or a key of the file that its node does not declare, is an
+error. The graph options (kp_motion.ros.options) point at these Params, so argparse, the launch
+arguments and the nodes' declarations show the same names, types and help text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kp_motion.names import FORECASTERS, MODES
+from kp_motion.paths import config_path
+
+NODES_CONFIG = "nodes.yaml"
+WILDCARD = "/**"
+MAX_IMAGE_SIZE = 8192
+MAX_FRAMES_PER_CYCLE = 10_000
+MAX_WAIT_SUBSCRIBERS = 100
+INT32_MAX = 2**31 - 1
+# How an error message names what a value of each parameter type must be.
+KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A node parameter: its type, what it means and which values it accepts."""
+
+    name: str
+    kind: type  # bool, int, float or str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any) -> None:
+        """ValueError naming the parameter when `value` is outside its choices."""
+        if self.choices and value not in self.choices:
+            raise ValueError(
+                f"parameter {self.name}={value!r} is not one of {', '.join(self.choices)}"
+            )
+
+
+# --- parameters that several nodes share (one value per graph) ------------------------------
+FPS = Param("fps", float, "frame rate of the stream in frames per second", 0.1, 1000.0)
+M = Param("m", int, "transmitted frames per cycle", 1, MAX_FRAMES_PER_CYCLE)
+N = Param("n", int, "withheld (predicted) frames per cycle; 0 = transmit every frame",
+          0, MAX_FRAMES_PER_CYCLE)
+DEVICE = Param("device", str, "torch device: auto (cuda when available), cpu, cuda, cuda:N")
+CHECKPOINT = Param("checkpoint", str,
+                   "FOMM checkpoint folder (detector + generator); empty = the embedded model")
+TORCH_THREADS = Param("torch_threads", int, "CPU threads of torch in this node", 1, 256)
+
+# --- parameters of one node -----------------------------------------------------------------
+INPUT = Param("input", str, "camera input: V4L2 device index, video file or image folder")
+WIDTH = Param("width", int, "camera output width in pixels; 0 = keep (or follow the height)",
+              0, MAX_IMAGE_SIZE)
+HEIGHT = Param("height", int, "camera output height in pixels; 0 = keep (or follow the width)",
+               0, MAX_IMAGE_SIZE)
+MAX_FRAMES = Param("max_frames", int, "stop the camera after this many frames; 0 = no limit",
+                   0, INT32_MAX)
+EXIT_AT_END = Param("exit_at_end", bool, "the camera exits at the end of a clip")
+DROP_PROBABILITY = Param("drop_probability", float,
+                         "simulated loss: share of transmitted frames dropped", 0.0, 1.0)
+DROP_SEED = Param("drop_seed", int, "seed of the simulated loss", 0, INT32_MAX)
+FORECASTER = Param("forecaster", str, "forecasting method (a baseline or a learned kind)",
+                   choices=FORECASTERS)
+FORECASTER_PATH = Param("forecaster_path", str,
+                        "folder of a learned forecaster; empty = the embedded one of its kind")
+SOURCE_IMAGE = Param("source_image", str,
+                     "the source image file to animate; empty = the source_image topic")
+SUMMARY_PATH = Param("summary_path", str, "stats: JSON summary written at exit; empty = none")
+
+NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
+    "camera": (
+        INPUT, FPS, WIDTH, HEIGHT,
+        Param("crop", bool, "centre-crop to the output aspect ratio instead of stretching"),
+        Param("loop", bool, "restart a file or folder at its end"),
+        MAX_FRAMES, EXIT_AT_END,
+        Param("frame_id", str, "header.frame_id of the published images"),
+        Param("publish_source", bool, "publish the first frame on source_image (latched)"),
+        Param("wait_for_subscribers", int, "hold the stream until this many subscribers match",
+              0, MAX_WAIT_SUBSCRIBERS),
+    ),
+    "keypoint_detector": (
+        CHECKPOINT, DEVICE, TORCH_THREADS, FPS, M, N, DROP_PROBABILITY, DROP_SEED,
+        Param("reliable_images", bool, "reliable image delivery (recorded clips); "
+              "false = sensor-data QoS (live cameras)"),
+        Param("wait_for_subscribers", int, "subscribe to images once this many receivers match",
+              0, MAX_WAIT_SUBSCRIBERS),
+    ),
+    "forecaster": (
+        FORECASTER, FORECASTER_PATH, M, N, FPS, DEVICE, TORCH_THREADS,
+        Param("conceal_timeout", float,
+              "conceal a lost frame once overdue by this many s; 0 = on the next arrival",
+              0.0, 60.0),
+        Param("wait_for_subscribers", int, "subscribe to the network once this many match",
+              0, MAX_WAIT_SUBSCRIBERS),
+    ),
+    "renderer": (
+        CHECKPOINT, DEVICE, TORCH_THREADS,
+        Param("mode", str, "transfer (relative motion, any source) or reconstruction "
+              "(absolute)", choices=MODES),
+        SOURCE_IMAGE,
+        Param("overlay", bool, "also publish the keypoint overlay image"),
+        Param("wait_for_subscribers", int,
+              "subscribe to keypoints once this many match on rendered", 0, MAX_WAIT_SUBSCRIBERS),
+        Param("wait_for_overlay_subscribers", int,
+              "and once this many match on overlay (when it is published)",
+              0, MAX_WAIT_SUBSCRIBERS),
+    ),
+    "stats": (
+        Param("report_period", float, "seconds between diagnostics and log lines", 0.1, 3600.0),
+        SUMMARY_PATH, FPS, M, N,
+    ),
+}
+
+
+def load_nodes_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """config/nodes.yaml as {node or '/**': {parameter: value}}."""
+    path = Path(path) if path else config_path(NODES_CONFIG)
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of node names")
+    sections = {}
+    for node_name, section in data.items():
+        if not isinstance(section, dict) or set(section) != {"ros__parameters"}:
+            raise ValueError(f"{path}: {node_name} must hold exactly one 'ros__parameters' mapping")
+        sections[str(node_name)] = dict(section["ros__parameters"] or {})
+    return sections
+
+
+def node_defaults(config_key: str, path: str | Path | None = None) -> dict[str, Any]:
+    """Defaults of one node: the shared `/**` values, overridden by the node's own section."""
+    sections = load_nodes_config(path)
+    if config_key not in sections:
+        raise ValueError(f"config/{NODES_CONFIG} has no section for node {config_key!r}")
+    return {**sections.get(WILDCARD, {}), **sections[config_key]}
+
+
+def checked_default(param: Param, value: Any, config_key: str) -> Any:
+    """`value` of the YAML as `param`'s type (an integer is a valid float), or ValueError."""
+    where = f"config/{NODES_CONFIG} {config_key}.{param.name}"
+    if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not param.kind:
+        raise ValueError(f"{where}: expected {KIND_NAMES[param.kind]}, got {value!r}")
+    return value
+
+
+def node_parameter_defaults(config_key: str, path: str | Path | None = None) -> dict[str, Any]:
+    """Every declared parameter of a node -> its default from config/nodes.yaml, checked."""
+    params = NODE_PARAMETERS[config_key]
+    own = load_nodes_config(path)[config_key]
+    unknown = sorted(set(own) - {param.name for param in params})
+    if unknown:
+        raise ValueError(f"config/{NODES_CONFIG} {config_key}: unknown parameters "
+                         f"{', '.join(unknown)}")
+    defaults = node_defaults(config_key, path)
+    values = {}
+    for param in params:
+        if param.name not in defaults:
+            raise ValueError(f"config/{NODES_CONFIG} lacks a default for {config_key}.{param.name}")
+        values[param.name] = checked_default(param, defaults[param.name], config_key)
+    return values

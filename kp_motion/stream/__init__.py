@@ -1,0 +1,11 @@
+"""The keypoint stream without ROS: what the graph's nodes do, as plain Python objects.
+
+    sources    frames of a clip, an image folder or a camera (FrameSource, DeviceSource, Frames)
+    sender     capture stamps -> frame indices, the transmit gate, detection (KeypointSender)
+    meters     rates, index gaps and latencies of a stream (StreamStats)
+    rendering  keypoints -> rendered and overlay frames (StreamRenderer, overlay_frame)
+    message    the Keypoint60 the graph sends, its definition and serialised size (rosbags)
+
+The ROS nodes (kp_motion/ros/) only convert messages and make one call into these per message;
+anyone can drive the same logic from their own transport, and test it without rclpy.
+"""

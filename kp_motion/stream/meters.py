@@ -1,0 +1,138 @@
+"""What a keypoint stream costs and how late its frames are: the stats node's arithmetic.
+
+StreamStats takes three kinds of event (a transmitted message of some size, a frame of the
+full-rate stream with its origin, a rendered frame with its capture stamp) and sums them up.
+Latency is arrival time - capture stamp; forecast frames carry an extrapolated stamp, so their
+latency is reported per origin as well as over all frames.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from kp_motion.keypoints import Origin
+
+ORIGIN_NAMES = {int(origin): origin.name.lower() for origin in Origin}
+STAMP_MEMORY = 10_000  # stamps remembered to look up a rendered frame's origin
+
+
+class RateMeter:
+    """Messages and bytes over the span between the first and the last arrival."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+        self.first_bytes = 0
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+
+    def add(self, size: int, now: float) -> None:
+        if self.first_time is None:
+            self.first_time, self.first_bytes = now, size
+        self.last_time = now
+        self.messages += 1
+        self.bytes += size
+
+    def summary(self) -> dict[str, float]:
+        span = (self.last_time - self.first_time) if self.messages > 1 else 0.0
+        # n arrivals span n - 1 intervals: the first message opens the window.
+        return {
+            "messages": self.messages,
+            "bytes": self.bytes,
+            "duration_s": span,
+            "mean_message_bytes": self.bytes / self.messages if self.messages else 0.0,
+            "messages_per_second": (self.messages - 1) / span if span > 0 else 0.0,
+            "bytes_per_second": (self.bytes - self.first_bytes) / span if span > 0 else 0.0,
+        }
+
+
+def latency_summary(latencies_s: list[float]) -> dict[str, float]:
+    if not latencies_s:
+        return {"count": 0}
+    values = np.asarray(latencies_s) * 1000.0
+    return {
+        "count": int(values.size),
+        "mean_ms": float(values.mean()),
+        "p50_ms": float(np.percentile(values, 50)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "max_ms": float(values.max()),
+    }
+
+
+class IndexGaps:
+    """Frames missing from an increasing frame_index sequence (transmitted ones only)."""
+
+    def __init__(self, m: int, n: int) -> None:
+        # The schedule module pulls in torch (seconds to import): at start-up, not on the
+        # first gap in the stream.
+        from kp_motion.forecasting.schedule import is_transmitted
+
+        self._is_transmitted = is_transmitted
+        self.m, self.n = m, n
+        self.last: int | None = None
+        self.missing = 0
+
+    def add(self, frame_index: int) -> None:
+        if self.last is not None and frame_index > self.last + 1:
+            self.missing += sum(
+                self._is_transmitted(index, self.m, self.n)
+                for index in range(self.last + 1, frame_index)
+            )
+        if self.last is None or frame_index > self.last:
+            self.last = frame_index
+
+
+class StreamStats:
+    """Network rate, frames per origin and end-to-end latency of one run of the graph."""
+
+    def __init__(self, fps: float, m: int, n: int) -> None:
+        self.fps, self.m, self.n = fps, m, n
+        self.network = RateMeter()
+        self.gaps = IndexGaps(m, n)
+        self.origins = {name: 0 for name in ORIGIN_NAMES.values()}
+        self.stamp_origin: OrderedDict[int, str] = OrderedDict()
+        self.latencies: dict[str, list[float]] = {name: [] for name in ORIGIN_NAMES.values()}
+        self.rendered = 0
+
+    def on_network(self, size: int, frame_index: int, now_s: float) -> None:
+        """A transmitted message of `size` serialised bytes arrived at `now_s` (monotonic)."""
+        self.network.add(size, now_s)
+        self.gaps.add(frame_index)
+
+    def on_full(self, origin: int, stamp_ns: int) -> bool:
+        """A frame of the full-rate stream; False for an origin this code does not know."""
+        name = ORIGIN_NAMES.get(origin)
+        if name is None:
+            return False
+        self.origins[name] += 1
+        self.stamp_origin[stamp_ns] = name
+        while len(self.stamp_origin) > STAMP_MEMORY:
+            self.stamp_origin.popitem(last=False)
+        return True
+
+    def on_rendered(self, stamp_ns: int, now_ns: int) -> None:
+        """A rendered frame with capture stamp `stamp_ns` arrived at `now_ns` (same clock)."""
+        origin = self.stamp_origin.get(stamp_ns, ORIGIN_NAMES[int(Origin.DETECTED)])
+        self.latencies[origin].append((now_ns - stamp_ns) / 1e9)
+        self.rendered += 1
+
+    def summary(self, rejected: dict[str, int] | None = None) -> dict[str, Any]:
+        network = self.network.summary()
+        full_frames = sum(self.origins.values())
+        stream_seconds = full_frames / self.fps
+        network["bytes_per_stream_second"] = network["bytes"] / stream_seconds if full_frames else 0
+        network["frames_lost"] = self.gaps.missing
+        all_latencies = [value for values in self.latencies.values() for value in values]
+        latency = {"all": latency_summary(all_latencies)}
+        latency.update({name: latency_summary(values) for name, values in self.latencies.items()})
+        return {
+            "network": network,
+            "keypoints_full": {"frames": full_frames, **self.origins},
+            "rendered": {"frames": self.rendered, "latency": latency},
+            "rejected": dict(rejected or {}),
+            "schedule": {"m": self.m, "n": self.n},
+            "fps": self.fps,
+        }

@@ -11,40 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
-from kp_motion import config as config_io
-from kp_motion.models.model_config import ModelConfig, config_from_dict, load_profile
+from model_helpers import tiny_model_config, write_tiny_model
 
 SIZE = 32
 # A handful of channels per layer: a render takes a few milliseconds on one core.
-_TINY_WIDTHS = {
-    "kp_detector": {"block_expansion": 4, "max_features": 16, "num_blocks": 2,
-                    "scale_factor": 0.5, "pad": 3},
-    "dense_motion": {"block_expansion": 4, "max_features": 16, "num_blocks": 2,
-                     "scale_factor": 0.5},
+ROS_WIDTHS = {
+    "kp_detector": {"block_expansion": 4, "max_features": 16, "num_blocks": 2},
+    "dense_motion": {"block_expansion": 4, "max_features": 16, "num_blocks": 2},
     "generator": {"block_expansion": 4, "max_features": 16, "num_down_blocks": 2,
                   "num_bottleneck_blocks": 1},
 }  # fmt: skip
 
 
-def tiny_config() -> ModelConfig:
-    """The compact-64 profile at 32 px with tiny widths."""
-    settings = config_io.to_dict(load_profile("compact-64"))
-    settings.update(name="tiny-ros-test", image_size=[SIZE, SIZE])
-    for section, values in _TINY_WIDTHS.items():
-        settings[section].update(values)
-    return config_from_dict(settings, where="tiny ROS test profile")
-
-
 def make_checkpoint(folder: Path, seed: int = 0) -> Path:
-    """A randomly initialised checkpoint (detector + generator) in `folder`."""
-    import torch
-
-    from kp_motion.models.checkpoint import build_models, save_checkpoint
-
-    torch.manual_seed(seed)
-    config = tiny_config()
-    kp_detector, generator = build_models(config)
-    return save_checkpoint(folder, config, kp_detector, generator)
+    """A randomly initialised compact-64 checkpoint at 32 px with tiny widths in `folder`."""
+    config = tiny_model_config("compact-64", SIZE, ROS_WIDTHS, name="tiny-ros-test")
+    return write_tiny_model(folder, config, seed)
 
 
 def clip_frames(count: int, size: int = SIZE, seed: int = 0) -> np.ndarray:

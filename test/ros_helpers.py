@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from model_helpers import tiny_model_config, write_tiny_model
 
 SIZE = 32

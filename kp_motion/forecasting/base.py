@@ -121,6 +121,18 @@ class SequenceModel(nn.Module, ABC):
         """(..., 120): the frame and its change since `previous`, in motion units."""
         return torch.cat([frame, (frame - previous) / self.motion_scale], dim=-1)
 
+    def step_inputs(
+        self, frame: torch.Tensor, previous: torch.Tensor, level_inputs: bool
+    ) -> torch.Tensor:
+        """What a recurrent model reads per frame: motion_features (..., 120), or only the
+        change (..., 60) when level_inputs is off. Levels (where each keypoint sits) identify
+        the person: on real faces, models fed them forecast worse on people they were not
+        trained on; the change alone is the same for everyone, and the recurrence can still
+        sum changes into the displacement since the stream began."""
+        if level_inputs:
+            return self.motion_features(frame, previous)
+        return (frame - previous) / self.motion_scale
+
     @abstractmethod
     def training_loss(self, windows: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss on (B, L, 60) standardised windows, plus named parts for logging."""

@@ -23,6 +23,9 @@ class RnnSettings:
 
     hidden_size: int
     num_layers: int
+    # The only default in these settings: checkpoints (and callers) from before the option
+    # existed read the frame's levels, so a missing value must mean True.
+    level_inputs: bool = True  # read the frame itself, not only its change (see base.py)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class VrnnSettings:
     latent_size: int  # z
     decoder_std: float | None  # fixed std of p(x|z,h) in standardised units; null = learned
     kl_weight: float  # 1.0 is the ELBO of the paper
+    level_inputs: bool = True  # as RnnSettings.level_inputs (a default for older checkpoints)
 
 
 @dataclass

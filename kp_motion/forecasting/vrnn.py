@@ -6,8 +6,9 @@ Per step t, with h the state after frames < t:
     encoder   q(z_t | x_t, h)       = N(encoder(phi_x(x_t), h))
     decoder   p(x_t | z_t, h)       = N(x_{t-1} + s * decoder(phi_z(z_t), h), (s * sigma)^2)
     recurrence h <- GRUCell([phi_x(x_t), phi_z(z_t)], h)
-phi_x sees x_t and its change x_t - x_{t-1}; s is the motion scale (RMS frame-to-frame change,
-SequenceModel.motion_scale), so sigma (fixed `decoder_std`, or learned) is in motion units.
+phi_x sees x_t and its change x_t - x_{t-1} (only the change with level_inputs off); s is the
+motion scale (RMS frame-to-frame change, SequenceModel.motion_scale), so sigma (fixed
+`decoder_std`, or learned) is in motion units.
 Loss per window: sum_t kl_weight * KL(q || p) - log p(x_t | z_t, h), backpropagated through the
 whole window (the state is never detached), reported per value (divided by 60 and the steps).
 The trainer may anneal the KL weight from 0 and give each latent dimension free bits
@@ -59,7 +60,8 @@ class VrnnForecastModel(SequenceModel):
         # phi_x and the decoder's mean are linear maps: deeper ReLU versions of them learned
         # motion about 3x slower on smooth trajectories (one-step error after 300 steps), and
         # the GRU cell, prior and encoder give the model its non-linearity.
-        self.phi_x = nn.Linear(2 * NUM_VALUES, features)
+        inputs = (2 if settings.level_inputs else 1) * NUM_VALUES
+        self.phi_x = nn.Linear(inputs, features)
         self.phi_z = nn.Sequential(nn.Linear(latent, features), nn.ReLU())
         self.prior_net = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.prior_head = GaussianHead(hidden, latent)
@@ -75,6 +77,9 @@ class VrnnForecastModel(SequenceModel):
         # Training-time KL schedule (set by the trainer through schedule_loss; not saved).
         self.kl_scale = 1.0
         self.free_bits = 0.0
+
+    def inputs(self, frame: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        return self.step_inputs(frame, previous, self.settings.level_inputs)
 
     def schedule_loss(self, step: int, kl_warmup_steps: int, free_bits: float) -> None:
         """KL annealing (weight 0 -> kl_weight over kl_warmup_steps) and free bits."""
@@ -116,7 +121,7 @@ class VrnnForecastModel(SequenceModel):
             raise ValueError("vrnn: training windows need at least 2 frames")
         previous = torch.cat([windows[:, :1], windows[:, :-1]], dim=1)
         # phi_x of all steps at once; only the recurrence has to run step by step.
-        frame_features = self.phi_x(self.motion_features(windows, previous))
+        frame_features = self.phi_x(self.inputs(windows, previous))
         hidden = windows.new_zeros(batch, self.settings.hidden_size)
         kl_per_dim = windows.new_zeros(self.settings.latent_size)
         nll_total = windows.new_zeros(batch)
@@ -154,7 +159,7 @@ class VrnnForecastModel(SequenceModel):
 
     def _frame_features(self, state: VrnnState, frame: torch.Tensor) -> torch.Tensor:
         previous = frame if state.last_frame is None else state.last_frame
-        return self.phi_x(self.motion_features(frame, previous))
+        return self.phi_x(self.inputs(frame, previous))
 
     def observe_step(self, state: VrnnState, frame: torch.Tensor) -> VrnnState:
         frame_features = self._frame_features(state, frame)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kp_motion.forecasting.closed_loop import ORACLE_NAME, ClosedLoopScore
 
 
@@ -71,29 +73,47 @@ def markdown_table(scores: Mapping[int, Mapping[str, ClosedLoopScore]]) -> str:
 def plot_per_step(
     scores: Mapping[int, Mapping[str, ClosedLoopScore]], path: str | Path, title: str
 ) -> Path:
-    """One panel per k: all-60 MSE against the prediction step, one line per model."""
+    """One column per k: all-60 MSE against the prediction step (top, log scale) and the same
+    divided by hold-last's (bottom: the curves crowd together on the log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(scores), figsize=(6 * len(scores), 4.2), squeeze=False)
-    for axis, (k, per_k) in zip(axes[0], scores.items(), strict=True):
+    columns = len(scores)
+    figure, axes = plt.subplots(2, columns, figsize=(6 * columns, 8), squeeze=False)
+    for column, (k, per_k) in enumerate(scores.items()):
+        top, bottom = axes[0][column], axes[1][column]
+        reference = np.asarray(per_k["hold-last"].per_step) if "hold-last" in per_k else None
         for name, score in per_k.items():
-            steps = range(1, len(score.per_step) + 1)
+            steps = np.arange(1, len(score.per_step) + 1)
             style = ":" if name == ORACLE_NAME else ("--" if name == "hold-last" else "-")
             label = "previous frame (oracle)" if name == ORACLE_NAME else name
-            axis.plot(steps, score.per_step, style, marker="o", markersize=3, label=label)
-        axis.set_yscale("log")
-        axis.set_xlabel("prediction step (frames after the last observed one)")
-        axis.set_ylabel("MSE, all 60 values")
-        axis.set_title(f"k = {k}")
-        axis.grid(True, which="both", alpha=0.3)
+            top.plot(steps, score.per_step, style, marker="o", markersize=3, label=label)
+            if reference is not None and name != "constant-velocity":  # 3-10x: off the scale
+                ratio = np.asarray(score.per_step) / reference
+                bottom.plot(steps, ratio, style, marker="o", markersize=3, label=label)
+        top.set_yscale("log")
+        top.set_ylabel("MSE, all 60 values")
+        top.set_title(f"k = {k}")
+        bottom.set_ylabel("MSE / hold-last MSE (constant velocity not shown)")
+        bottom.set_ylim(0.7, 1.2)
+        for axis in (top, bottom):
+            axis.set_xlabel("prediction step (frames after the last observed one)")
+            axis.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def scores_from_detailed_json(data: Mapping[str, Any]) -> dict[int, dict[str, ClosedLoopScore]]:
+    """The inverse of detailed_json (to redraw a plot from a saved cross-validation)."""
+    return {
+        int(k): {name: ClosedLoopScore(**fields) for name, fields in per_k.items()}
+        for k, per_k in data.items()
+    }

@@ -159,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--steps must be >= 1, got {args.steps}")
     settings.train = dataclasses.replace(settings.train, **overrides)
     if args.keypoints:
+        if args.val_data or args.test_data:
+            raise CliError("--val-data and --test-data go with --data, not --keypoints")
         return _run_keypoint_set(args, settings)
     if args.cross_validate or args.report:
         raise CliError("--cross-validate and --report need --keypoints (a keypoint set)")
@@ -218,16 +220,12 @@ def _run_keypoint_set(args: argparse.Namespace, settings: ForecasterSettings) ->
 
     # Read and checked before any training: a bad file fails at once, in one line.
     keypoint_set = load_keypoint_set(args.keypoints)
-    identities = keypoint_set.identities()
-    if args.cross_validate and len(identities) < 2:
+    if args.cross_validate and len(keypoint_set.identities()) < 2:
         raise CliError(f"{args.keypoints}: cross-validation needs >= 2 identities")
     kinds = ALL_KINDS if args.model == "all" else (args.model,)
     out = Path(args.out)
     record = {"detector": args.detector, "dataset": Path(args.keypoints).name}
-    print(
-        f"{args.keypoints}: {len(keypoint_set.clips)} clips, {keypoint_set.frames} frames, "
-        f"{len(identities)} identities"
-    )
+    print(f"{args.keypoints}: {len(keypoint_set.clips)} clips, {keypoint_set.frames} frames")
     if args.cross_validate:
         block_sizes = list(settings.evaluation.block_sizes)
         result = cross_validate(

@@ -88,7 +88,8 @@ def evaluation_forecasters(
         forecasters[kind] = load_forecaster(folder)
         if kind == "vrnn" and sample_mean_rollouts > 0:
             learned = load_forecaster(folder)
-            assert isinstance(learned, LearnedForecaster)
+            if not isinstance(learned, LearnedForecaster):
+                raise ValueError(f"{folder}: a vrnn checkpoint should load as a learned model")
             forecasters[f"{kind}-{SAMPLED_SUFFIX}"] = SampleMeanForecaster(
                 learned, sample_mean_rollouts
             )

@@ -118,22 +118,17 @@ class SampleMeanForecaster(Forecaster):
 
     @property
     def corrections(self) -> int:
-        return self.inner.corrections
-
-    def observe(self, frame: object) -> None:
-        self.inner.observe(frame)
+        return self.sanitizer.total + self.inner.corrections
 
     def predict(self, n: int, sample: bool = False) -> np.ndarray:
+        """Mean of whole n-frame rollouts (`sample` is implied: the rollouts are sampled)."""
         return self.inner.predict_sample_mean(n, self.samples)
 
-    def reset(self) -> None:
-        self.inner.reset()
+    def _observe(self, frame: np.ndarray) -> None:
+        self.inner.observe(frame)
 
-    def _observe(self, frame: np.ndarray) -> None:  # observe() is delegated whole
-        raise NotImplementedError
-
-    def _predict_next(self, sample: bool) -> np.ndarray:  # predict() is delegated whole
-        raise NotImplementedError
+    def _predict_next(self, sample: bool) -> np.ndarray:
+        return self.inner.predict_sample_mean(1, self.samples)[0]
 
     def _reset(self) -> None:
         self.inner.reset()

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from kp_motion import config as config_io
@@ -227,10 +228,16 @@ def load_linear(folder: Path, manifest: dict[str, Any]) -> LinearForecaster:
     from kp_motion.forecasting.checkpoint import WEIGHTS_NAME
 
     settings = config_io.from_dict(LinearSettings, manifest["model"], f"{folder}: model")
-    tensors = load_file(str(folder / WEIGHTS_NAME))
+    weights_path = folder / WEIGHTS_NAME
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"forecaster weights not found: {weights_path}")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
     missing = [key for key in (COEFFICIENTS_KEY, FEATURE_SCALE_KEY) if key not in tensors]
     if missing:
-        raise ValueError(f"{folder / WEIGHTS_NAME}: missing {', '.join(missing)}")
+        raise ValueError(f"{weights_path}: missing {', '.join(missing)}")
     return LinearForecaster(
         manifest["kind"],
         settings,

@@ -18,12 +18,22 @@ RECEIVER = "receiver"
 BOTH = "both"
 ROLES = (SENDER, RECEIVER, BOTH)
 
-# Forecasters: baselines are built by name; learned kinds load from a checkpoint folder.
+# Forecasters: baselines are built by name; learned (neural) and linear (least-squares) kinds
+# load from a checkpoint folder.
 HOLD_LAST = "hold-last"
 CONSTANT_VELOCITY = "constant-velocity"
 BASELINE_FORECASTERS = (HOLD_LAST, CONSTANT_VELOCITY)
 LEARNED_FORECASTERS = ("vrnn", "rnn", "vae")
-FORECASTERS = LEARNED_FORECASTERS + BASELINE_FORECASTERS
+LINEAR_FORECASTERS = ("linear-ar", "direct-linear")
+FORECASTERS = LEARNED_FORECASTERS + LINEAR_FORECASTERS + BASELINE_FORECASTERS
+
+# Shipped forecaster sets, named by the detector whose keypoints they were trained on: the
+# embedded compact-64 model (the default) and the FOMM authors' vox-256 checkpoint. A member is
+# named SET/KIND ("vox-256/direct-linear"); a bare kind is the default set's member.
+FORECASTER_SETS = ("compact-64", "vox-256")
+DEFAULT_FORECASTER_SET = "compact-64"
+SET_MEMBERS = tuple(f"{name}/{kind}" for name in FORECASTER_SETS
+                    for kind in LEARNED_FORECASTERS + LINEAR_FORECASTERS)
 
 
 def spelled(names: tuple[str, ...]) -> str:

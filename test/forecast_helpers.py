@@ -30,6 +30,8 @@ def tiny_settings(**train_overrides) -> ForecasterSettings:
         rnn=shipped.rnn,
         vae=dataclasses.replace(shipped.vae, horizon=8),  # context + horizon <= window
         vrnn=shipped.vrnn,
+        linear_ar=shipped.linear_ar,
+        direct_linear=shipped.direct_linear,
         train=dataclasses.replace(shipped.train, **{**small, **train_overrides}),
         evaluation=EvaluationSettings(block_sizes=[4, 6], reset_per_block=True),
     )

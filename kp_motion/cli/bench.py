@@ -6,7 +6,9 @@ the keypoint detector, the renderer without source caching (encoder + dense moti
 the renderer with the source cached (the per-frame cost of a fixed source), and a whole
 frame (detect + cached render). Each figure is the median over --repeats runs after --warmup.
 The "forecasters" section times observe() and predict() of each forecaster at batch 1 (at
-least 50 runs) and the training throughput (ms per training sequence, sequences/s).
+least 50 runs) and the training throughput (ms per training sequence, sequences/s), with the
+shipped sizes and untrained weights; "forecaster-sets" times every member of every shipped
+forecaster set (models/forecasters*, trained weights) the same way.
 
 User errors are raised as ValueError (printed as one line by the dispatcher).
 """
@@ -139,10 +141,22 @@ def bench_forecasters(args: argparse.Namespace, device, synchronize) -> list[Row
     return rows
 
 
+def bench_forecaster_sets(args: argparse.Namespace, device, synchronize) -> list[Row]:
+    """Per-step latency at batch 1 of every shipped forecaster set's members, trained weights."""
+    from kp_motion.forecasting.benchmark import benchmark_shipped_sets
+
+    rows = []
+    for result in benchmark_shipped_sets(str(device), repeats=max(args.repeats, 50)):
+        rows.append(Row("forecaster-sets", result.model, "observe", result.observe_ms))
+        rows.append(Row("forecaster-sets", result.model, "predict 1 frame", result.predict_ms))
+    return rows
+
+
 # Section name -> routine(args, device, synchronize) -> rows. Add new sections here.
 SECTIONS: dict[str, Callable[..., list[Row]]] = {
     "models": bench_models,
     "forecasters": bench_forecasters,
+    "forecaster-sets": bench_forecaster_sets,
 }
 
 

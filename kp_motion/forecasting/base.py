@@ -121,9 +121,28 @@ class SequenceModel(nn.Module, ABC):
         """(..., 120): the frame and its change since `previous`, in motion units."""
         return torch.cat([frame, (frame - previous) / self.motion_scale], dim=-1)
 
+    def step_inputs(
+        self, frame: torch.Tensor, previous: torch.Tensor, level_inputs: bool
+    ) -> torch.Tensor:
+        """What a recurrent model reads per frame: motion_features (..., 120), or only the
+        change (..., 60) when level_inputs is off. Levels (where each keypoint sits) identify
+        the person: on real faces, models fed them forecast worse on people they were not
+        trained on; the change alone is the same for everyone, and the recurrence can still
+        sum changes into the displacement since the stream began."""
+        if level_inputs:
+            return self.motion_features(frame, previous)
+        return (frame - previous) / self.motion_scale
+
     @abstractmethod
     def training_loss(self, windows: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss on (B, L, 60) standardised windows, plus named parts for logging."""
+
+    def schedule_loss(self, step: int, kl_warmup_steps: int, free_bits: float) -> None:
+        """Called by the trainer before each step; models with a KL term use it (VRNN)."""
+
+    def repeat_state(self, state: Any, copies: int) -> Any:
+        """The batch-1 `state` repeated `copies` times along the batch (for sampled rollouts)."""
+        raise NotImplementedError(f"{self.kind} cannot repeat its state")
 
     @abstractmethod
     def initial_state(self, batch_size: int) -> Any:
@@ -174,3 +193,27 @@ class LearnedForecaster(Forecaster):
 
     def _reset(self) -> None:
         self._state = self.model.initial_state(1)
+
+    def predict_sample_mean(self, n: int, samples: int) -> np.ndarray:
+        """The mean of `samples` sampled rollouts of n frames, as float32 (n, 60).
+
+        Each rollout draws its own latents and feeds its own frames back; the stream then
+        advances through the mean frames as if they had been observed (the rollouts disagree
+        on latents, so there is no single latent path to commit).
+        """
+        if int(n) != n or n < 0 or samples < 1:
+            raise ValueError(f"need n >= 0 frames and samples >= 1, got {n} and {samples}")
+        with torch.inference_mode():
+            state = self.model.repeat_state(self._state, samples)
+            rollouts = np.empty((int(n), samples, NUM_VALUES), dtype=np.float32)
+            for step in range(int(n)):
+                proposal, pending = self.model.propose(state, sample=True)
+                raw = self.standardizer.denormalize(proposal.float().cpu().numpy())
+                rollouts[step] = self.sanitizer(raw)
+                state = self.model.advance_predicted(
+                    state, torch.from_numpy(self.standardizer.normalize(rollouts[step])), pending
+                )
+        mean = self.sanitizer(rollouts.mean(axis=1))
+        for frame in mean:
+            self._observe(frame)
+        return mean

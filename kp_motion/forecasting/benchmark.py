@@ -16,7 +16,7 @@ import torch
 
 from kp_motion.forecasting.base import Forecaster, LearnedForecaster
 from kp_motion.forecasting.baselines import BASELINES
-from kp_motion.forecasting.checkpoint import build_model
+from kp_motion.forecasting.checkpoint import build_model, load_forecaster
 from kp_motion.forecasting.normalization import Standardizer
 from kp_motion.forecasting.settings import LEARNED_KINDS, ForecasterSettings, load_settings
 from kp_motion.forecasting.synthetic import synthetic_sequences
@@ -133,6 +133,35 @@ def benchmark_forecasters(
     for name, baseline_class in BASELINES.items():
         observe_ms, predict_ms = _step_latency(baseline_class(), frames, repeats, torch_device)
         rows.append(BenchmarkRow(name, device, observe_ms, predict_ms, None, 0))
+    return rows
+
+
+def benchmark_shipped_sets(device: str = "cpu", repeats: int = 200) -> list[BenchmarkRow]:
+    """Per-step latency (batch 1) of every member of every shipped forecaster set, with its
+    trained weights (the linear kinds run in numpy; their speed depends on the feature count)."""
+    from kp_motion.forecasting.checkpoint import FORECASTER_SETS, forecaster_set_members
+
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1")
+    torch_device = torch.device(device)
+    frames = synthetic_sequences(1, 2 * repeats + 2 * WARMUP_CALLS, seed=0)[0]
+    rows = []
+    for set_name in FORECASTER_SETS:
+        try:
+            members = forecaster_set_members(set_name)
+        except FileNotFoundError:
+            continue  # a set that is not installed here
+        for kind, folder in members.items():
+            forecaster = load_forecaster(folder, device)
+            observe_ms, predict_ms = _step_latency(forecaster, frames, repeats, torch_device)
+            parameters = (
+                sum(p.numel() for p in forecaster.model.parameters())
+                if isinstance(forecaster, LearnedForecaster)
+                else int(getattr(forecaster, "coefficients", np.zeros(0)).size)
+            )
+            rows.append(
+                BenchmarkRow(f"{set_name}/{kind}", device, observe_ms, predict_ms, None, parameters)
+            )
     return rows
 
 

@@ -17,11 +17,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from kp_motion import config as config_io
+from kp_motion import names
 from kp_motion.forecasting.base import Forecaster, LearnedForecaster, SequenceModel
 from kp_motion.forecasting.baselines import BASELINES
+from kp_motion.forecasting.linear import load_linear
 from kp_motion.forecasting.normalization import MEAN_KEY, STD_KEY, Standardizer
 from kp_motion.forecasting.rnn import RnnForecastModel
-from kp_motion.forecasting.settings import RnnSettings, VaeSettings, VrnnSettings
+from kp_motion.forecasting.settings import (
+    LINEAR_KINDS,
+    RnnSettings,
+    VaeSettings,
+    VrnnSettings,
+)
 from kp_motion.forecasting.vae import VaeForecastModel
 from kp_motion.forecasting.vrnn import VrnnForecastModel
 
@@ -113,32 +120,94 @@ def load_model(
     return model.to(device).eval(), standardizer, manifest
 
 
-def embedded_forecaster_folder(kind: str) -> Path:
-    """Where the embedded default forecaster of `kind` (vrnn, rnn, vae) lives."""
+# Forecaster sets shipped under models/, by the detector whose keypoints they were trained on
+# (each member's forecaster.yaml names it: training.detector_model_id / detector).
+SET_FOLDERS = {
+    "compact-64": "forecasters",  # the embedded detector models/fomm-compact-64
+    "vox-256": "forecasters-vox256",  # the FOMM authors' vox-256 checkpoint (vox-cpk.pth.tar)
+}
+FORECASTER_SETS = {name: SET_FOLDERS[name] for name in names.FORECASTER_SETS}
+DEFAULT_SET = names.DEFAULT_FORECASTER_SET
+
+
+def forecaster_set_folder(name: str) -> Path:
+    """The folder of a shipped forecaster set ("compact-64", "vox-256")."""
     from kp_motion import paths
 
-    return paths.models_dir() / "forecasters" / kind
+    if name not in FORECASTER_SETS:
+        known = list(FORECASTER_SETS)
+        raise ValueError(f"unknown forecaster set {name!r} (expected one of {known})")
+    return paths.models_dir() / FORECASTER_SETS[name]
+
+
+def forecaster_set_members(name_or_folder: str | Path) -> dict[str, Path]:
+    """kind -> checkpoint folder of every member of a set (a set name or a folder of them)."""
+    if str(name_or_folder) in FORECASTER_SETS:
+        folder = forecaster_set_folder(str(name_or_folder))
+    else:
+        folder = Path(name_or_folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"forecaster set not found: {name_or_folder} (not a folder, nor one of "
+            f"{list(FORECASTER_SETS)})"
+        )
+    members = {
+        _read_manifest(sub)["kind"]: sub
+        for sub in sorted(folder.iterdir())
+        if (sub / MANIFEST_NAME).is_file()
+    }
+    if not members:
+        raise ValueError(f"{folder}: no forecaster checkpoints (<kind>/{MANIFEST_NAME})")
+    return members
+
+
+def embedded_forecaster_folder(kind: str, set_name: str = DEFAULT_SET) -> Path:
+    """Where the shipped forecaster of `kind` of a set lives (default: the embedded one)."""
+    return forecaster_set_folder(set_name) / kind
 
 
 def resolve_forecaster(spec: str) -> str | Path:
-    """A baseline name, a checkpoint folder, or the name of an embedded forecaster."""
+    """A baseline name, a checkpoint folder, the name of an embedded forecaster ("vrnn"), or
+    SET/KIND for a member of a shipped set (e.g. "vox-256/direct-linear")."""
     if spec in BASELINES:
         return spec
     path = Path(spec).expanduser()
     if path.exists():
         return path
+    set_name, _, kind = spec.rpartition("/")
+    if set_name in FORECASTER_SETS and kind:
+        member = embedded_forecaster_folder(kind, set_name)
+        if member.exists():
+            return member
+        raise FileNotFoundError(f"forecaster set {set_name} has no {kind} forecaster ({member})")
     embedded = embedded_forecaster_folder(spec)
     if embedded.exists():
         return embedded
     raise FileNotFoundError(
         f"forecaster not found: {spec} (not a baseline {sorted(BASELINES)}, a path, "
-        f"or a folder {embedded})"
+        f"SET/KIND with SET in {list(FORECASTER_SETS)}, or a folder {embedded})"
     )
 
 
 def load_forecaster(name_or_folder: str | Path, device: str | torch.device = "cpu") -> Forecaster:
-    """A baseline by name ("hold-last", "constant-velocity") or a trained checkpoint folder."""
+    """A baseline by name ("hold-last", "constant-velocity") or a checkpoint folder (learned
+    or linear)."""
     if str(name_or_folder) in BASELINES:
         return BASELINES[str(name_or_folder)]()
+    folder = Path(name_or_folder)
+    if (folder / MANIFEST_NAME).is_file():
+        manifest = _read_manifest(folder)
+        if manifest["kind"] in LINEAR_KINDS:
+            return load_linear(folder, manifest)
     model, standardizer, _ = load_model(name_or_folder, device)
     return LearnedForecaster(model, standardizer)
+
+
+def load_forecaster_set(
+    name_or_folder: str | Path, device: str | torch.device = "cpu"
+) -> dict[str, Forecaster]:
+    """kind -> forecaster for every member of a shipped set (or a folder of checkpoints)."""
+    return {
+        kind: load_forecaster(folder, device)
+        for kind, folder in forecaster_set_members(name_or_folder).items()
+    }

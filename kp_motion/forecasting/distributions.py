@@ -13,18 +13,24 @@ from torch.nn import functional as F
 MIN_STD = 1e-4
 
 
-def gaussian_kl(
+def gaussian_kl_per_dim(
     mean_q: torch.Tensor, std_q: torch.Tensor, mean_p: torch.Tensor, std_p: torch.Tensor
 ) -> torch.Tensor:
-    """KL(N(mean_q, std_q^2) || N(mean_p, std_p^2)), summed over the last dimension."""
+    """KL(N(mean_q, std_q^2) || N(mean_p, std_p^2)) of each dimension (same shape as means)."""
     variance_q, variance_p = std_q.pow(2), std_p.pow(2)
-    per_dim = (
+    return (
         torch.log(std_p)
         - torch.log(std_q)
         + (variance_q + (mean_q - mean_p).pow(2)) / (2.0 * variance_p)
         - 0.5
     )
-    return per_dim.sum(dim=-1)
+
+
+def gaussian_kl(
+    mean_q: torch.Tensor, std_q: torch.Tensor, mean_p: torch.Tensor, std_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean_q, std_q^2) || N(mean_p, std_p^2)), summed over the last dimension."""
+    return gaussian_kl_per_dim(mean_q, std_q, mean_p, std_p).sum(dim=-1)
 
 
 def gaussian_nll(value: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,12 @@
-"""A forecaster by the name a user gives a node or a graph: a baseline, or a learned kind from
-a checkpoint folder (by default the embedded one of that kind)."""
+"""A forecaster by the name a user gives a node or a graph: a baseline, a learned or linear kind
+from a checkpoint folder (by default the embedded set's member of that kind), or SET/KIND for a
+member of a shipped set ("vox-256/direct-linear")."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from kp_motion.names import BASELINE_FORECASTERS, FORECASTERS, spelled
+from kp_motion.names import BASELINE_FORECASTERS, FORECASTERS, SET_MEMBERS, spelled
 
 
 def forecaster_folder(kind: str, folder: str | Path | None) -> Path | None:
@@ -16,11 +17,18 @@ def forecaster_folder(kind: str, folder: str | Path | None) -> Path | None:
     """
     from kp_motion.forecasting.checkpoint import embedded_forecaster_folder
 
-    if kind not in FORECASTERS:
-        raise ValueError(f"unknown forecaster {kind!r} (expected {spelled(FORECASTERS)})")
+    if kind not in FORECASTERS + SET_MEMBERS:
+        raise ValueError(f"unknown forecaster {kind!r} (expected {spelled(FORECASTERS)}, "
+                         "or SET/KIND for a shipped set's member)")
     if kind in BASELINE_FORECASTERS:
         return None
-    path = Path(folder).expanduser() if folder else embedded_forecaster_folder(kind)
+    set_name, _, member = kind.rpartition("/")
+    if folder:
+        path = Path(folder).expanduser()
+    elif set_name:
+        path = embedded_forecaster_folder(member, set_name)
+    else:
+        path = embedded_forecaster_folder(kind)
     if not path.is_dir():
         hint = "" if folder else (" (the embedded default is missing; give a forecaster "
                                   f"folder or a baseline: {spelled(BASELINE_FORECASTERS)})")
@@ -37,6 +45,7 @@ def load_named_forecaster(kind: str, folder: str | Path | None = None, device="c
     if path is None:
         return load_forecaster(kind)
     forecaster = load_forecaster(path, device)
-    if forecaster.name != kind:
-        raise ValueError(f"{path} holds a {forecaster.name} forecaster, not {kind}")
+    expected = kind.rpartition("/")[2]
+    if forecaster.name != expected:
+        raise ValueError(f"{path} holds a {forecaster.name} forecaster, not {expected}")
     return forecaster

@@ -32,7 +32,10 @@ class RnnForecastModel(SequenceModel):
             raise ValueError(f"rnn: hidden_size and num_layers must be >= 1, got {settings}")
         self.settings = settings
         self.gru = nn.GRU(
-            2 * NUM_VALUES, settings.hidden_size, settings.num_layers, batch_first=True
+            (2 if settings.level_inputs else 1) * NUM_VALUES,
+            settings.hidden_size,
+            settings.num_layers,
+            batch_first=True,
         )
         self.head = nn.Linear(settings.hidden_size, NUM_VALUES)
         # Start as hold-last: a zero change until training says otherwise.
@@ -43,7 +46,7 @@ class RnnForecastModel(SequenceModel):
         inputs, targets = windows[:, :-1], windows[:, 1:]
         # The first frame of a window has no predecessor: its change counts as zero.
         previous = torch.cat([windows[:, :1], windows[:, :-2]], dim=1)
-        outputs, _ = self.gru(self.motion_features(inputs, previous))
+        outputs, _ = self.gru(self.step_inputs(inputs, previous, self.settings.level_inputs))
         predictions = inputs + self.head(outputs) * self.motion_scale
         # Errors in motion units: every dimension counts by how well its motion is predicted,
         # not by how much its pose varies across videos.
@@ -59,7 +62,7 @@ class RnnForecastModel(SequenceModel):
 
     def observe_step(self, state: RnnState, frame: torch.Tensor) -> RnnState:
         previous = frame if state.last_frame is None else state.last_frame
-        features = self.motion_features(frame, previous).unsqueeze(1)
+        features = self.step_inputs(frame, previous, self.settings.level_inputs).unsqueeze(1)
         _, hidden = self.gru(features, state.hidden)
         return RnnState(hidden, frame)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from kp_motion import config as config_io
 from kp_motion.names import LEARNED_FORECASTERS as LEARNED_KINDS
+from kp_motion.names import LINEAR_FORECASTERS as LINEAR_KINDS
 from kp_motion.paths import config_path
 
 
@@ -21,6 +22,9 @@ class RnnSettings:
 
     hidden_size: int
     num_layers: int
+    # The only default in these settings: checkpoints (and callers) from before the option
+    # existed read the frame's levels, so a missing value must mean True.
+    level_inputs: bool = True  # read the frame itself, not only its change (see base.py)
 
 
 @dataclass
@@ -43,6 +47,30 @@ class VrnnSettings:
     latent_size: int  # z
     decoder_std: float | None  # fixed std of p(x|z,h) in standardised units; null = learned
     kl_weight: float  # 1.0 is the ELBO of the paper
+    level_inputs: bool = True  # as RnnSettings.level_inputs (a default for older checkpoints)
+
+
+@dataclass
+class LinearSettings:
+    """Linear forecasters fit by least squares (forecasting/linear.py)."""
+
+    lags: int  # L: changes of each value used as features
+    horizon: int  # lags h predicted per pass (1 = one-step autoregression)
+    running_mean: bool  # the pull towards the mean of the observed frames
+    group_motion: bool  # the change of the channel averaged over keypoints
+    ridge: float  # ridge penalty, relative to the number of samples (features scaled to RMS 1)
+
+    def validate(self) -> None:
+        if self.lags < 1 or self.horizon < 1:
+            raise ValueError(f"linear forecaster: lags and horizon must be >= 1, got {self}")
+        if self.group_motion and self.lags < 2:
+            raise ValueError("linear forecaster: group_motion needs lags >= 2")
+        if self.ridge < 0:
+            raise ValueError(f"linear forecaster: ridge must be >= 0, got {self.ridge}")
+
+    @property
+    def num_features(self) -> int:
+        return self.lags + int(self.running_mean) + 2 * int(self.group_motion)
 
 
 @dataclass
@@ -62,6 +90,12 @@ class TrainSettings:
     std_floor: float  # smallest per-dimension std used for standardisation (raw units)
     seed: int
     device: str
+    # Closed-loop training (0 / 0 / 0 turn each off; the synthetic set shipped without them):
+    kl_warmup_steps: int  # VRNN: the KL weight rises linearly from 0 over these steps
+    free_bits: float  # VRNN: KL below this many nats per latent dimension costs nothing
+    closed_loop_weight: float  # weight of the free-running loss added to the model's own
+    closed_loop_k: list[int]  # its blocks: observe k true frames, predict k, repeated along
+    # the window (state carried, as in the evaluation); each step draws one k of the list
 
 
 @dataclass
@@ -75,6 +109,8 @@ class ForecasterSettings:
     rnn: RnnSettings
     vae: VaeSettings
     vrnn: VrnnSettings
+    linear_ar: LinearSettings
+    direct_linear: LinearSettings
     train: TrainSettings
     evaluation: EvaluationSettings
 
@@ -82,6 +118,12 @@ class ForecasterSettings:
         if kind not in LEARNED_KINDS:
             raise ValueError(f"unknown forecaster kind {kind!r} (expected one of {LEARNED_KINDS})")
         return getattr(self, kind)
+
+    def linear_settings(self, kind: str) -> LinearSettings:
+        """Settings of a linear kind ("linear-ar", "direct-linear")."""
+        if kind not in LINEAR_KINDS:
+            raise ValueError(f"unknown linear kind {kind!r} (expected one of {LINEAR_KINDS})")
+        return getattr(self, kind.replace("-", "_"))
 
 
 def load_settings(path: str | Path | None = None) -> ForecasterSettings:

@@ -5,6 +5,7 @@
         batch   <- random windows of `window_length` consecutive frames, standardised,
                    a share `time_flip` of them played backwards
         loss    <- model.training_loss(batch)     (the whole window, state never detached)
+                   + closed_loop_weight * closed_loop_loss(batch, k)   (k drawn per step)
         Adam step after clipping the global gradient norm
         every `eval_interval` steps: loss on fixed validation windows, and the block protocol
         (observe k, predict k) on every block of the validation sequences; a new best by
@@ -180,6 +181,27 @@ def protocol_scores(
     return {**per_k, "val_protocol_mse": float(np.exp(log_mean))}
 
 
+def closed_loop_loss(model: SequenceModel, windows: torch.Tensor, k: int) -> torch.Tensor:
+    """MSE (motion units) of the model's mean forecast run like the evaluation: along each
+    (B, L, 60) standardised window, observe k true frames, predict k with its own outputs fed
+    back, observe the next k true frames (state carried), ... Gradients flow through the fed-back
+    predictions, so the model learns to live with its own errors (and, for the VRNN, the prior's
+    mean learns to forecast)."""
+    length = windows.shape[1]
+    if length < 2 * k:
+        raise ValueError(f"closed-loop loss: {length}-frame windows are shorter than 2k={2 * k}")
+    state = model.initial_state(windows.shape[0])
+    errors = []
+    for start in range(0, length - 2 * k + 1, 2 * k):
+        for t in range(start, start + k):
+            state = model.observe_step(state, windows[:, t])
+        for t in range(start + k, start + 2 * k):
+            frame, pending = model.propose(state, sample=False)
+            errors.append(((frame - windows[:, t]) / model.motion_scale).pow(2).mean())
+            state = model.advance_predicted(state, frame, pending)
+    return torch.stack(errors).mean()
+
+
 def _check_train_settings(train: TrainSettings) -> None:
     positive = ("steps", "batch_size", "eval_interval", "eval_windows")
     for name in positive:
@@ -191,6 +213,16 @@ def _check_train_settings(train: TrainSettings) -> None:
         raise ValueError("train.learning_rate and train.grad_clip must be positive")
     if not 0 <= train.time_flip <= 1:
         raise ValueError(f"train.time_flip is a probability in [0, 1], got {train.time_flip}")
+    if train.kl_warmup_steps < 0 or train.free_bits < 0 or train.closed_loop_weight < 0:
+        raise ValueError("train.kl_warmup_steps, free_bits and closed_loop_weight must be >= 0")
+    if train.closed_loop_weight > 0:
+        if not train.closed_loop_k or min(train.closed_loop_k) < 1:
+            raise ValueError(f"train.closed_loop_k must list k >= 1, got {train.closed_loop_k}")
+        if 2 * max(train.closed_loop_k) > train.window_length:
+            raise ValueError(
+                f"train.window_length {train.window_length} is shorter than 2 x the largest "
+                f"closed_loop_k {max(train.closed_loop_k)}"
+            )
     if train.select_by not in SELECTION_SCORES:
         raise ValueError(
             f"train.select_by must be one of {tuple(SELECTION_SCORES)}, got {train.select_by!r}"
@@ -255,6 +287,10 @@ def train_forecaster(
         "learning_rate": config.learning_rate,
         "time_flip": config.time_flip,
         "grad_clip": config.grad_clip,
+        "kl_warmup_steps": config.kl_warmup_steps,
+        "free_bits": config.free_bits,
+        "closed_loop_weight": config.closed_loop_weight,
+        "closed_loop_k": list(config.closed_loop_k),
         "selected_by": score_key,
         "train_frames": int(sum(len(run) for run in train_runs)),
         "val_frames": int(sum(len(run) for run in val_runs)),
@@ -268,7 +304,13 @@ def train_forecaster(
         if config.time_flip > 0:
             windows = time_flip(rng, windows, config.time_flip)
         batch = torch.from_numpy(windows).to(device)
+        model.schedule_loss(step, config.kl_warmup_steps, config.free_bits)
         loss, parts = model.training_loss(batch)
+        if config.closed_loop_weight > 0:
+            k = int(rng.choice(config.closed_loop_k))
+            closed_loop = closed_loop_loss(model, batch, k)
+            loss = loss + config.closed_loop_weight * closed_loop
+            parts = {**parts, "closed_loop": float(closed_loop.detach())}
         if not torch.isfinite(loss):
             raise ValueError(f"{kind}: training loss became {float(loss)} at step {step}")
         optimizer.zero_grad(set_to_none=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kp_motion.names import FORECASTERS, MODES
+from kp_motion.names import FORECASTERS, MODES, SET_MEMBERS
 from kp_motion.paths import config_path
 
 NODES_CONFIG = "nodes.yaml"
@@ -72,8 +72,9 @@ EXIT_AT_END = Param("exit_at_end", bool, "the camera exits at the end of a clip"
 DROP_PROBABILITY = Param("drop_probability", float,
                          "simulated loss: share of transmitted frames dropped", 0.0, 1.0)
 DROP_SEED = Param("drop_seed", int, "seed of the simulated loss", 0, INT32_MAX)
-FORECASTER = Param("forecaster", str, "forecasting method (a baseline or a learned kind)",
-                   choices=FORECASTERS)
+FORECASTER = Param("forecaster", str,
+                   "forecasting method: a baseline, a learned or linear kind (the embedded set's), "
+                   "or SET/KIND for a shipped set's member", choices=FORECASTERS + SET_MEMBERS)
 FORECASTER_PATH = Param("forecaster_path", str,
                         "folder of a learned forecaster; empty = the embedded one of its kind")
 SOURCE_IMAGE = Param("source_image", str,

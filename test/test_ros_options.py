@@ -8,7 +8,7 @@ import argparse
 
 import pytest
 
-from kp_motion.names import FORECASTERS, MODES, ROLES
+from kp_motion.names import FORECASTERS, MODES, ROLES, SET_MEMBERS
 from kp_motion.ros import options as table
 from kp_motion.ros.graph import build_graph
 from kp_motion.ros.parameters import (
@@ -75,7 +75,8 @@ def test_argparse_flags_come_from_the_table():
             assert action.type is option.type, option.name
         assert tuple(action.choices or ()) == option.allowed, option.name
     assert actions["graph"].choices == MODES
-    assert actions["forecaster"].choices == FORECASTERS and actions["role"].choices == ROLES
+    assert actions["forecaster"].choices == FORECASTERS + SET_MEMBERS
+    assert actions["role"].choices == ROLES
     args = parser.parse_args(["transfer", "--m", "3", "--fps", "12.5", "--source-image", "f"])
     options = table.options_from_namespace(args)
     assert (options.m, options.fps, options.source_image, options.role) == (3, 12.5, "f", "both")

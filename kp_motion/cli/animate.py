@@ -22,6 +22,7 @@ COMMAND = "animate"
 HELP = "animate a source image with a driving video (FOMM motion transfer / reconstruction)"
 
 REFERENCE_PROFILES = ("vox-256", "mgif-256", "bair-256")
+ALIGN_CHOICES = {"true": True, "false": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,8 +60,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--reference-checkpoint", help="FOMM authors' checkpoint (.pth.tar)")
     models.add_argument(
         "--reference-config",
-        choices=REFERENCE_PROFILES,
-        help="profile of --reference-checkpoint",
+        metavar="NAME|YAML",
+        help=f"config of --reference-checkpoint: {', '.join(REFERENCE_PROFILES)}, or a YAML file "
+        "in the FOMM reference's own format (e.g. its config/taichi-256.yaml)",
+    )
+    models.add_argument(
+        "--warp-align-corners",
+        choices=sorted(ALIGN_CHOICES),
+        help="grid_sample align_corners of --reference-checkpoint's warps (default: true, as "
+        "under PyTorch 1.0 where the authors' checkpoints were trained; false reproduces the "
+        "reference code run on PyTorch >= 1.3)",
     )
     parser.add_argument(
         "--fit",
@@ -89,6 +98,11 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("give either --checkpoint or --reference-checkpoint, not both")
     if bool(args.reference_checkpoint) != bool(args.reference_config):
         raise ValueError("--reference-checkpoint and --reference-config go together")
+    if args.warp_align_corners is not None and not args.reference_checkpoint:
+        raise ValueError("--warp-align-corners applies to --reference-checkpoint only")
+    config = args.reference_config
+    if config and config.endswith((".yaml", ".yml")) and not Path(config).is_file():
+        raise FileNotFoundError(f"--reference-config not found: {config}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be >= 1")
     if args.fps is not None and args.fps <= 0:
@@ -124,7 +138,10 @@ def load_models(args: argparse.Namespace):
 
     device = resolve_device(args.device)
     if args.reference_checkpoint:
-        return load_reference_checkpoint(args.reference_checkpoint, args.reference_config, device)
+        align = ALIGN_CHOICES.get(args.warp_align_corners)  # None: the config's own setting
+        return load_reference_checkpoint(
+            args.reference_checkpoint, args.reference_config, device, warp_align_corners=align
+        )
     spec = args.checkpoint or DEFAULT_MODEL
     try:
         folder = resolve_checkpoint(spec)

@@ -1,0 +1,106 @@
+"""Faster inference copies of the FOMM models, with the same outputs (to float rounding).
+
+- fold_batchnorm: in eval mode a BatchNorm is a per-channel affine map, so one that directly
+  follows a convolution is merged into that convolution's weights and bias. Every conv -> norm
+  pair of the hourglasses, the generator's first/down/up blocks and the second norm of each
+  residual block (it follows conv1) folds; a residual block's first norm acts on the block's
+  input (a sum), follows no convolution and stays.
+- channels_last: the (B, H, W, C) memory layout oneDNN's CPU convolutions run on natively;
+  without it every convolution reorders its input and output.
+- bf16_autocast: convolutions in bfloat16 (fast on CPUs with AVX512-BF16/AMX, and on GPUs),
+  everything else in float32. Not exact: bench reports its error against float32.
+
+The copies are for inference only (their state dicts no longer match a checkpoint); the models
+they were made from are left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kp_motion.models.blocks import DownBlock, ResidualBlock, SameBlock, UpBlock
+
+
+@dataclass(frozen=True)
+class RenderVariant:
+    """How to prepare the models and run them: the settings `kp-motion bench` compares."""
+
+    name: str
+    fold_batchnorm: bool = False
+    channels_last: bool = False
+    bf16: bool = False
+
+
+PLAIN = RenderVariant("fp32")
+FOLDED = RenderVariant("fp32, BatchNorm folded", fold_batchnorm=True)
+FOLDED_CHANNELS_LAST = RenderVariant(
+    "fp32, folded + channels_last", fold_batchnorm=True, channels_last=True
+)
+BF16 = RenderVariant("bf16 autocast, folded + channels_last", True, True, bf16=True)
+VARIANTS = (PLAIN, FOLDED, FOLDED_CHANNELS_LAST, BF16)
+
+
+@torch.no_grad()
+def fold_conv_batchnorm(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new convolution computing norm(conv(x)) with norm in eval mode."""
+    # float64 so that the fold adds no rounding beyond the final cast to the weights' dtype.
+    scale = norm.weight.double() / torch.sqrt(norm.running_var.double() + norm.eps)
+    bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+    folded = copy.deepcopy(conv)
+    folded.weight.copy_((conv.weight.double() * scale.view(-1, 1, 1, 1)).to(conv.weight.dtype))
+    shifted = (bias - norm.running_mean.double()) * scale + norm.bias.double()
+    if folded.bias is None:
+        folded.bias = nn.Parameter(shifted.to(conv.weight.dtype))
+    else:
+        folded.bias.copy_(shifted.to(conv.bias.dtype))
+    return folded
+
+
+def _foldable(norm: nn.Module) -> bool:
+    return isinstance(norm, nn.BatchNorm2d) and norm.affine and norm.track_running_stats
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of `model` with every BatchNorm that follows a convolution folded."""
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        if isinstance(module, (SameBlock, DownBlock, UpBlock)) and _foldable(module.norm):
+            module.conv = fold_conv_batchnorm(module.conv, module.norm)
+            module.norm = nn.Identity()
+        elif isinstance(module, ResidualBlock) and _foldable(module.norm2):
+            module.conv1 = fold_conv_batchnorm(module.conv1, module.norm2)
+            module.norm2 = nn.Identity()
+    return folded
+
+
+def prepare(model: nn.Module, variant: RenderVariant) -> nn.Module:
+    """An eval-mode copy of `model` set up for `variant` (the original is not changed)."""
+    prepared = fold_batchnorm(model) if variant.fold_batchnorm else copy.deepcopy(model).eval()
+    if variant.channels_last:
+        prepared = prepared.to(memory_format=torch.channels_last)
+    if variant.bf16:
+        # Autocast would cast every convolution's weights to bfloat16 on every call; casting
+        # them once here gives the same numbers without that per-frame copy.
+        for module in prepared.modules():
+            if isinstance(module, nn.Conv2d):
+                module.to(torch.bfloat16)
+    return prepared
+
+
+def as_layout(images: torch.Tensor, variant: RenderVariant) -> torch.Tensor:
+    """Images in the memory layout of `variant` (4-D tensors only)."""
+    if variant.channels_last and images.dim() == 4:
+        return images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def autocast(variant: RenderVariant, device: torch.device | str = "cpu"):
+    """The autocast context of `variant` (a no-op context for float32 variants)."""
+    if not variant.bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)

@@ -94,15 +94,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("transfer mode needs --source IMAGE")
     if args.mode == "reconstruction" and args.source:
         raise ValueError("reconstruction uses the driving video's first frame: drop --source")
-    if args.checkpoint and args.reference_checkpoint:
-        raise ValueError("give either --checkpoint or --reference-checkpoint, not both")
-    if bool(args.reference_checkpoint) != bool(args.reference_config):
-        raise ValueError("--reference-checkpoint and --reference-config go together")
-    if args.warp_align_corners is not None and not args.reference_checkpoint:
-        raise ValueError("--warp-align-corners applies to --reference-checkpoint only")
-    config = args.reference_config
-    if config and config.endswith((".yaml", ".yml")) and not Path(config).is_file():
-        raise FileNotFoundError(f"--reference-config not found: {config}")
+    check_model_arguments(args)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be >= 1")
     if args.fps is not None and args.fps <= 0:
@@ -124,6 +116,19 @@ def check_arguments(args: argparse.Namespace) -> None:
             )
         if Path(output).resolve() == Path(args.driving).resolve():
             raise ValueError(f"{option} would overwrite the driving video {args.driving}")
+
+
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """The model options (also those of `kp-motion export`), checked before anything loads."""
+    if args.checkpoint and args.reference_checkpoint:
+        raise ValueError("give either --checkpoint or --reference-checkpoint, not both")
+    if bool(args.reference_checkpoint) != bool(args.reference_config):
+        raise ValueError("--reference-checkpoint and --reference-config go together")
+    if args.warp_align_corners is not None and not args.reference_checkpoint:
+        raise ValueError("--warp-align-corners applies to --reference-checkpoint only")
+    config = args.reference_config
+    if config and config.endswith((".yaml", ".yml")) and not Path(config).is_file():
+        raise FileNotFoundError(f"--reference-config not found: {config}")
 
 
 def load_models(args: argparse.Namespace):

@@ -26,6 +26,7 @@ from kp_motion.jacobian import GuardCounter
 from kp_motion.models.blocks import (
     AntiAliasDownsample,
     Hourglass,
+    float32_geometry,
     guarded_keypoints,
     keypoints_to_gaussians,
     make_coordinate_grid,
@@ -110,11 +111,13 @@ class DenseMotionNetwork(nn.Module):
     ) -> torch.Tensor:
         """(B, K+1, h, w, 2): the background identity then each keypoint's T_k(z)."""
         batch = positions.shape[0]
-        # J_D was guarded, so its inverse exists and is bounded.
-        affine = source.jacobians @ inverse_2x2(jacobians)
-        offsets = source.grid - positions[:, :, None, None, :]  # z - kp_D, (B, K, h, w, 2)
-        moved = torch.einsum("bkij,bkhwj->bkhwi", affine, offsets)
-        keypoint_motions = moved + source.positions[:, :, None, None, :]
+        with float32_geometry(positions.device):
+            positions, jacobians = positions.float(), jacobians.float()
+            # J_D was guarded, so its inverse exists and is bounded.
+            affine = source.jacobians.float() @ inverse_2x2(jacobians)
+            offsets = source.grid - positions[:, :, None, None, :]  # z - kp_D, (B, K, h, w, 2)
+            moved = torch.einsum("bkij,bkhwj->bkhwi", affine, offsets)
+            keypoint_motions = moved + source.positions.float()[:, :, None, None, :]
         background = source.grid.expand(batch, 1, *source.grid.shape)
         return torch.cat([background, keypoint_motions], dim=1)
 
@@ -122,7 +125,9 @@ class DenseMotionNetwork(nn.Module):
         """(B, K+1, C, h, w): the source warped by each of the K + 1 motions."""
         batch, num_motions, height, width, _ = motions.shape
         channels = source.image.shape[1]
-        repeated = source.image.unsqueeze(1).expand(batch, num_motions, channels, height, width)
+        # The image in the motions' float32 (it is bfloat16 after a bf16 autocast downsampling).
+        image = source.image.to(motions.dtype)
+        repeated = image.unsqueeze(1).expand(batch, num_motions, channels, height, width)
         warped = F.grid_sample(
             repeated.reshape(batch * num_motions, channels, height, width),
             motions.reshape(batch * num_motions, height, width, 2),
@@ -153,7 +158,8 @@ class DenseMotionNetwork(nn.Module):
         batch, _, _, height, width = inputs.shape
         features = self.hourglass(inputs.view(batch, -1, height, width))
         masks = F.softmax(self.mask(features), dim=1)  # (B, K+1, h, w)
-        deformation = torch.einsum("bkhw,bkhwc->bhwc", masks, motions)
+        with float32_geometry(masks.device):
+            deformation = torch.einsum("bkhw,bkhwc->bhwc", masks.float(), motions)
         outputs = {"sparse_deformed": deformed, "mask": masks, "deformation": deformation}
         if self.occlusion is not None:
             outputs["occlusion_map"] = torch.sigmoid(self.occlusion(features))

@@ -169,6 +169,9 @@ def _session(path: Path, threads: int | None):
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
     options = onnxruntime.SessionOptions()
+    # onnxruntime's worker threads otherwise spin for a while after each run, taking the cores
+    # from whatever runs next (PyTorch, the ROS nodes, or the other stages of a benchmark).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -74,7 +74,7 @@ def test_folded_models_equal_the_unfolded(warped_skips):
     _, kp_detector, generator = small_models(warped_skips=warped_skips)
     source, driving = frames(1, 1), frames(3, 2)
     kp_plain, plain = render(kp_detector, generator, source, driving)
-    for variant in (fast_render.FOLDED, fast_render.FOLDED_CHANNELS_LAST):
+    for variant in (fast_render.FOLDED, fast_render.FOLDED_CHANNELS_LAST, fast_render.FAST_FP32):
         fast_detector = fast_render.prepare(kp_detector, variant)
         fast_generator = fast_render.prepare(generator, variant)
         remaining = [m for m in fast_generator.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -86,6 +86,19 @@ def test_folded_models_equal_the_unfolded(warped_skips):
         assert (fast - plain).abs().max() < TOLERANCE, variant.name
     # The originals are untouched (prepare works on copies).
     assert sum(isinstance(m, nn.BatchNorm2d) for m in generator.modules()) > len(remaining)
+
+
+def test_transposed_upsampling_equals_upsample_then_conv():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(6, 4, 3, padding=1)
+    inputs = torch.randn(2, 6, 5, 7)
+    with torch.no_grad():
+        expected = conv(nn.functional.interpolate(inputs, scale_factor=2.0, mode="nearest"))
+        transposed = fast_render.transposed_upsampling_conv(conv)(inputs)
+    assert transposed.shape == expected.shape
+    assert (transposed - expected).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="3x3 convolution with padding 1"):
+        fast_render.transposed_upsampling_conv(nn.Conv2d(6, 4, 5, padding=2))
 
 
 def test_bf16_variant_renders_close_to_float32():

@@ -156,3 +156,25 @@ def test_batched_streams_refuse_bad_calls():
     stranger.set_source(frames(1, 3))
     with pytest.raises(ValueError, match="share one generator"):
         render_streams([animators[0], stranger], [kp, kp])
+
+
+def test_bench_render_section_reports_every_variant(capsys):
+    import importlib.util
+
+    from kp_motion.cli.main import main
+
+    options = ["--profiles", "compact-64", "--size", "32", "--repeats", "1", "--warmup", "0",
+               "--streams", "2", "--device", "cpu"]  # fmt: skip
+    status = main(["bench", "--only", "render", *options])
+    assert status == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("compact")]
+    assert all(line.startswith("compact-64 32x32") for line in rows)
+    stages = [line.split("  ")[1].strip() for line in rows]
+    for variant in fast_render.VARIANTS:
+        assert any(stage.startswith(f"render cached, {variant.name} (max diff") for stage in stages)
+    with_onnx = importlib.util.find_spec("onnxruntime") is not None
+    assert any("onnxruntime" in stage for stage in stages) == with_onnx
+    assert any(stage.startswith("2 streams in one call") for stage in stages)
+    for line in rows:
+        if "max diff" in line and "bf16" not in line:  # the exact variants stay within 1e-4
+            assert float(line.split("max diff ")[1].split(")")[0]) < TOLERANCE, line

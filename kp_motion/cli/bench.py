@@ -287,8 +287,8 @@ def _onnx_steps(subject: RenderSubject) -> None:
 
 
 def _stream_steps(subject: RenderSubject, streams: int) -> None:
-    """`streams` sources: one batched render call against one call per stream (fp32 folded +
-    channels_last, the fastest exact variant)."""
+    """`streams` sources: one batched render call against one call per stream (in the fastest
+    variant that keeps float32 outputs)."""
     import torch
 
     from kp_motion.models import fast_render
@@ -296,7 +296,7 @@ def _stream_steps(subject: RenderSubject, streams: int) -> None:
 
     if streams < 2:
         return
-    variant = fast_render.FOLDED_CHANNELS_LAST
+    variant = fast_render.FAST_FP32
     detector = fast_render.prepare(subject.kp_detector, variant)
     generator = fast_render.prepare(subject.generator, variant)
     frames = smooth_frames(2 * streams, subject.config, seed=1).to(subject.device)

@@ -148,7 +148,7 @@ def prepare(model: nn.Module, variant: RenderVariant) -> nn.Module:
         # Autocast would cast every convolution's weights to bfloat16 on every call; casting
         # them once here gives the same numbers without that per-frame copy.
         for module in prepared.modules():
-            if isinstance(module, nn.Conv2d):
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                 module.to(torch.bfloat16)
     return prepared
 

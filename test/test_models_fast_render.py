@@ -178,3 +178,24 @@ def test_bench_render_section_reports_every_variant(capsys):
     for line in rows:
         if "max diff" in line and "bf16" not in line:  # the exact variants stay within 1e-4
             assert float(line.split("max diff ")[1].split(")")[0]) < TOLERANCE, line
+
+
+def test_compiled_render_equals_eager():
+    """torch.compile with freezing (optional path; needs inductor's C++ compiler)."""
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile's CPU backend needs a C++ compiler")
+    _, kp_detector, generator = small_models()
+    variant = fast_render.FAST_FP32
+    fast_generator = fast_render.prepare(generator, variant)
+    source, driving = frames(1, 1), frames(2, 2)
+    _, plain = render(kp_detector, generator, source, driving)
+    with torch.no_grad():
+        kp_driving = kp_detector(driving)
+        cache = fast_generator.encode_source(
+            fast_render.as_layout(source, variant), kp_detector(source)
+        )
+        compiled = fast_render.compile_render(fast_generator, cache, kp_driving)
+        prediction = compiled(cache, kp_driving)["prediction"]
+    assert (prediction - plain).abs().max() < TOLERANCE

@@ -219,13 +219,14 @@ def _max_difference(tensor, reference) -> str:
     return f"{float((tensor.float() - reference.float()).abs().max()):.1e}"
 
 
-def _variant_steps(subject: RenderSubject) -> None:
-    """Detector and cached-render steps of every fast_render variant."""
+def _variant_steps(subject: RenderSubject, compile: bool) -> None:
+    """Detector and cached-render steps of every fast_render variant (and the compiled ones)."""
     import torch
 
     from kp_motion.models import fast_render
 
-    for variant in fast_render.VARIANTS:
+    variants = fast_render.VARIANTS + (fast_render.COMPILED_VARIANTS if compile else ())
+    for variant in variants:
         if variant.bf16 and subject.device.type == "cuda" and not torch.cuda.is_bf16_supported():
             continue
         detector = fast_render.prepare(subject.kp_detector, variant)
@@ -237,7 +238,8 @@ def _variant_steps(subject: RenderSubject) -> None:
             )
             kp_driving = detector(driving)
             cache = generator.encode_source(source, detector(source))
-            rendered = generator.render(cache, kp_driving, False)["prediction"]
+            render_call = _render_call(generator, cache, kp_driving, variant.compile)
+            rendered = render_call(cache, kp_driving)["prediction"]
         if subject.reference is None:
             subject.reference = {"value": kp_driving["value"], "prediction": rendered}
         kp_note = _max_difference(kp_driving["value"], subject.reference["value"])
@@ -247,12 +249,26 @@ def _variant_steps(subject: RenderSubject) -> None:
             with fast_render.autocast(variant, subject.device):
                 return detector(driving)
 
-        def render(generator=generator, cache=cache, kp=kp_driving, variant=variant):
+        def render(render_call=render_call, cache=cache, kp=kp_driving, variant=variant):
             with fast_render.autocast(variant, subject.device):
-                return generator.render(cache, kp, False)
+                return render_call(cache, kp)
 
-        subject.add(f"detector, {variant.name} (max diff {kp_note})", detect)
+        if not variant.compile:  # the detector is not compiled: its rows would repeat
+            subject.add(f"detector, {variant.name} (max diff {kp_note})", detect)
         subject.add(f"render cached, {variant.name} (max diff {render_note})", render)
+
+
+def _render_call(generator, cache, kp_driving, compile: bool) -> Callable:
+    """render(cache, kp) of the generator, compiled where asked (see fast_render)."""
+    from kp_motion.models import fast_render
+
+    if not compile:
+        return lambda cache, kp: generator.render(cache, kp, False)
+    try:
+        return fast_render.compile_render(generator, cache, kp_driving)
+    except Exception as error:  # inductor fails in many ways (no C++ compiler, ...)
+        reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        raise ValueError(f"--compile: torch.compile failed ({reason})") from None
 
 
 def _onnx_steps(subject: RenderSubject) -> None:
@@ -337,7 +353,7 @@ def bench_render(args: argparse.Namespace, device, synchronize) -> list[Row]:
         source, driving = smooth_frames(2, config, seed=0).to(device).split(1)
         subject = RenderSubject(config, kp_detector, generator, source, driving, device, {}, {})
         with torch.inference_mode():
-            _variant_steps(subject)
+            _variant_steps(subject, args.compile)
             _onnx_steps(subject)
             _stream_steps(subject, args.streams)
             medians = interleaved_medians(subject.steps, args.repeats, args.warmup, synchronize)
@@ -379,6 +395,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--streams", type=int, default=4, help="render section: sources batched in one call"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="render section: also time torch.compile'd renders (tens of seconds to compile)",
     )
 
 

@@ -198,4 +198,9 @@ def test_compiled_render_equals_eager():
         )
         compiled = fast_render.compile_render(fast_generator, cache, kp_driving)
         prediction = compiled(cache, kp_driving)["prediction"]
+        # The guard still runs, outside the compiled graph, on the generator's own counter.
+        singular = torch.zeros_like(kp_driving["jacobian"])
+        broken = {"value": kp_driving["value"], "jacobian": singular}
+        assert torch.isfinite(compiled(cache, broken)["prediction"]).all()
     assert (prediction - plain).abs().max() < TOLERANCE
+    assert fast_generator.guard.jacobians > 0

@@ -189,10 +189,22 @@ def compile_render(generator: nn.Module, cache, kp_driving) -> Callable:
     """A compiled `generator.render(cache, kp, full_outputs=False)`, compiled now on the example
     (cache, kp_driving) with inductor's freezing, which is scoped to this first call. Call it
     under the same grad mode (no_grad / inference_mode) and autocast as you will run it: a
-    change of either, or of the input sizes, compiles again, then without freezing."""
+    change of either, or of the input sizes, compiles again, then without freezing.
+
+    The Jacobian guard stays outside the compiled graph (it counts its corrections in Python,
+    which would split the graph): it runs first, on `generator`'s counter, and the compiled
+    copy takes the guarded keypoints."""
     import torch._inductor.config as inductor_config
 
-    compiled = torch.compile(functools.partial(generator.render, full_outputs=False))
+    dense_motion = generator.dense_motion_network
+    unguarded = copy.deepcopy(generator)
+    unguarded.dense_motion_network.guard_keypoints = False
+    compiled = torch.compile(functools.partial(unguarded.render, full_outputs=False))
+
+    def render(cache, kp: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        positions, jacobians = dense_motion.guarded(kp)
+        return compiled(cache, {"value": positions, "jacobian": jacobians})
+
     with inductor_config.patch(freezing=True):
-        compiled(cache, kp_driving)
-    return compiled
+        render(cache, kp_driving)
+    return render

@@ -64,6 +64,21 @@ def test_export_cli_writes_and_checks_the_files(tmp_path, capsys):
     assert len(error) == 1 and "exists already" in error[0]
 
 
+def test_export_without_onnx_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "onnx" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert main(["export", "-o", str(tmp_path / "onnx")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "pip install 'kp-motion[onnx]'" in error[0]
+    assert not (tmp_path / "onnx").exists()
+
+
 def shared_reference_fixture():
     from conftest import shared_path
 

@@ -272,7 +272,7 @@ def _render_call(generator, cache, kp_driving, compile: bool) -> Callable:
 
 
 def _onnx_steps(subject: RenderSubject) -> None:
-    """onnxruntime's detector and renderer, where onnxruntime is installed (CPU only)."""
+    """onnxruntime's detector and renderer, where onnx and onnxruntime are installed (CPU)."""
     import importlib.util
     import tempfile
 
@@ -280,7 +280,8 @@ def _onnx_steps(subject: RenderSubject) -> None:
 
     from kp_motion.models import onnx_export
 
-    if subject.device.type != "cpu" or importlib.util.find_spec("onnxruntime") is None:
+    needed = ("onnx", "onnxruntime")  # onnx writes the export, onnxruntime runs it
+    if subject.device.type != "cpu" or any(importlib.util.find_spec(n) is None for n in needed):
         return
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="kp-motion-bench-onnx-") as folder:

@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.cli import animate
     from kp_motion.models.onnx_export import export_models
 
+    if importlib.util.find_spec("onnx") is None:  # torch's exporter writes through it
+        raise ValueError("the onnx package is not installed (pip install 'kp-motion[onnx]')")
     folder = Path(args.output)
     check_output(folder)
     args.device = "cpu"  # the export traces on the CPU; the files run anywhere

@@ -24,6 +24,7 @@ COMMAND = "animate"
 HELP = "animate a source image with a driving video (FOMM motion transfer / reconstruction)"
 
 REFERENCE_PROFILES = ("vox-256", "mgif-256", "bair-256")
+ALIGN_CHOICES = {"true": True, "false": False}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models.add_argument("--reference-checkpoint", help="FOMM authors' checkpoint (.pth.tar)")
     models.add_argument(
         "--reference-config",
-        choices=REFERENCE_PROFILES,
-        help="profile of --reference-checkpoint",
+        metavar="NAME|YAML",
+        help=f"config of --reference-checkpoint: {', '.join(REFERENCE_PROFILES)}, or a YAML file "
+        "in the FOMM reference's own format (e.g. its config/taichi-256.yaml)",
+    )
+    models.add_argument(
+        "--warp-align-corners",
+        choices=sorted(ALIGN_CHOICES),
+        help="grid_sample align_corners of --reference-checkpoint's warps (default: true, as "
+        "under PyTorch 1.0 where the authors' checkpoints were trained; false reproduces the "
+        "reference code run on PyTorch >= 1.3)",
     )
     parser.add_argument(
         "--fit",
@@ -87,10 +96,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError("transfer mode needs --source IMAGE")
     if args.mode == RECONSTRUCTION and args.source:
         raise ValueError("reconstruction uses the driving video's first frame: drop --source")
-    if args.checkpoint and args.reference_checkpoint:
-        raise ValueError("give either --checkpoint or --reference-checkpoint, not both")
-    if bool(args.reference_checkpoint) != bool(args.reference_config):
-        raise ValueError("--reference-checkpoint and --reference-config go together")
+    check_model_arguments(args)
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError("--max-frames must be >= 1")
     if args.fps is not None and args.fps <= 0:
@@ -114,6 +120,19 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise ValueError(f"{option} would overwrite the driving video {args.driving}")
 
 
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """The model options (also those of `kp-motion export`), checked before anything loads."""
+    if args.checkpoint and args.reference_checkpoint:
+        raise ValueError("give either --checkpoint or --reference-checkpoint, not both")
+    if bool(args.reference_checkpoint) != bool(args.reference_config):
+        raise ValueError("--reference-checkpoint and --reference-config go together")
+    if args.warp_align_corners is not None and not args.reference_checkpoint:
+        raise ValueError("--warp-align-corners applies to --reference-checkpoint only")
+    config = args.reference_config
+    if config and config.endswith((".yaml", ".yml")) and not Path(config).is_file():
+        raise FileNotFoundError(f"--reference-config not found: {config}")
+
+
 def load_models(args: argparse.Namespace):
     """(config, kp_detector, generator) from the chosen checkpoint, on args.device."""
     from kp_motion.devices import resolve_device
@@ -125,7 +144,10 @@ def load_models(args: argparse.Namespace):
 
     device = resolve_device(args.device)
     if args.reference_checkpoint:
-        return load_reference_checkpoint(args.reference_checkpoint, args.reference_config, device)
+        align = ALIGN_CHOICES.get(args.warp_align_corners)  # None: the config's own setting
+        return load_reference_checkpoint(
+            args.reference_checkpoint, args.reference_config, device, warp_align_corners=align
+        )
     try:
         folder = resolve_checkpoint(args.checkpoint)
     except FileNotFoundError as error:

@@ -9,6 +9,8 @@ The "forecasters" section times observe() and predict() of each forecaster at ba
 least 50 runs) and the training throughput (ms per training sequence, sequences/s), with the
 shipped sizes and untrained weights; "forecaster-sets" times every member of every shipped
 forecaster set (models/forecasters*, trained weights) the same way.
+The "render" section compares the faster renderer variants (see its comment below and
+docs/rendering-performance.md).
 
 User errors are raised as ValueError (printed as one line by the dispatcher).
 """
@@ -152,11 +154,235 @@ def bench_forecaster_sets(args: argparse.Namespace, device, synchronize) -> list
     return rows
 
 
+# Renderer variants ---------------------------------------------------------------------------
+# The "render" section times, for each profile (or reference YAML) at its size or at --size,
+# with random weights and smooth random frames: the detector and the source-cached render in
+# every fast_render variant (float32 plain, BatchNorm folded, + channels_last, bf16 autocast),
+# onnxruntime where it is installed (CPU), and --streams sources rendered in one batched call
+# against one call per stream. Each stage name carries its largest absolute difference from
+# the plain float32 output. The stages are timed in alternation (one run of each per round),
+# so that load from other processes spreads evenly over them; each figure is the median of
+# --repeats rounds.
+
+
+@dataclass
+class RenderSubject:
+    """One profile's random-weight models and frames, and the timed steps built for it."""
+
+    config: object  # ModelConfig
+    kp_detector: object
+    generator: object
+    source: object  # (1, C, H, W)
+    driving: object  # (1, C, H, W)
+    device: object
+    steps: dict[str, Callable[[], object]]
+    per_frame: dict[str, int]  # frames rendered by one call of a step (batched streams)
+    reference: dict[str, object] | None = None  # plain float32 keypoints and prediction
+
+    def add(self, stage: str, step: Callable[[], object], frames: int = 1) -> None:
+        self.steps[stage] = step
+        self.per_frame[stage] = frames
+
+
+def interleaved_medians(
+    steps: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int,
+    synchronize: Callable[[], None],
+) -> dict[str, float]:
+    """Median ms of each step, the steps run in turn in each of `repeats` rounds."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            synchronize()
+            start = time.perf_counter()
+            step()
+            synchronize()
+            samples[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def _render_config(spec: str, size: int | None):
+    import dataclasses
+
+    from kp_motion.models.reference_config import resolve_model_config
+
+    config = resolve_model_config(spec)
+    if size is not None:
+        config = dataclasses.replace(config, image_size=(size, size))
+    return config
+
+
+def smooth_frames(count: int, config, seed: int):
+    """(count, C, H, W) random frames that are smooth at the pixel scale, like photographs:
+    8 x 8 uniform noise enlarged bilinearly. (On pixel noise, a sub-pixel change of the flow
+    changes the output as much as a whole pixel would, which no real frame does.)"""
+    import torch
+    import torch.nn.functional as F
+
+    random = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(count, config.num_channels, 8, 8, generator=random)
+    return F.interpolate(coarse, size=config.image_size, mode="bilinear", align_corners=True)
+
+
+def _max_difference(tensor, reference) -> str:
+    return f"{float((tensor.float() - reference.float()).abs().max()):.1e}"
+
+
+def _variant_steps(subject: RenderSubject, compile: bool) -> None:
+    """Detector and cached-render steps of every fast_render variant (and the compiled ones)."""
+    import torch
+
+    from kp_motion.models import fast_render
+
+    variants = fast_render.VARIANTS + (fast_render.COMPILED_VARIANTS if compile else ())
+    for variant in variants:
+        if variant.bf16 and subject.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            continue
+        detector = fast_render.prepare(subject.kp_detector, variant)
+        generator = fast_render.prepare(subject.generator, variant)
+        autocast = fast_render.autocast(variant, subject.device)
+        with autocast:
+            source, driving = (
+                fast_render.as_layout(x, variant) for x in (subject.source, subject.driving)
+            )
+            kp_driving = detector(driving)
+            cache = generator.encode_source(source, detector(source))
+            render_call = _render_call(generator, cache, kp_driving, variant.compile)
+            rendered = render_call(cache, kp_driving)["prediction"]
+        if subject.reference is None:
+            subject.reference = {"value": kp_driving["value"], "prediction": rendered}
+        kp_note = _max_difference(kp_driving["value"], subject.reference["value"])
+        render_note = _max_difference(rendered, subject.reference["prediction"])
+
+        def detect(detector=detector, driving=driving, variant=variant):
+            with fast_render.autocast(variant, subject.device):
+                return detector(driving)
+
+        def render(render_call=render_call, cache=cache, kp=kp_driving, variant=variant):
+            with fast_render.autocast(variant, subject.device):
+                return render_call(cache, kp)
+
+        if not variant.compile:  # the detector is not compiled: its rows would repeat
+            subject.add(f"detector, {variant.name} (max diff {kp_note})", detect)
+        subject.add(f"render cached, {variant.name} (max diff {render_note})", render)
+
+
+def _render_call(generator, cache, kp_driving, compile: bool) -> Callable:
+    """render(cache, kp) of the generator, compiled where asked (see fast_render)."""
+    from kp_motion.models import fast_render
+
+    if not compile:
+        return lambda cache, kp: generator.render(cache, kp, False)
+    try:
+        return fast_render.compile_render(generator, cache, kp_driving)
+    except Exception as error:  # inductor fails in many ways (no C++ compiler, ...)
+        reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        raise ValueError(f"--compile: torch.compile failed ({reason})") from None
+
+
+def _onnx_steps(subject: RenderSubject) -> None:
+    """onnxruntime's detector and renderer, where onnx and onnxruntime are installed (CPU)."""
+    import importlib.util
+    import tempfile
+
+    import torch
+
+    from kp_motion.models import onnx_export
+
+    needed = ("onnx", "onnxruntime")  # onnx writes the export, onnxruntime runs it
+    if subject.device.type != "cpu" or any(importlib.util.find_spec(n) is None for n in needed):
+        return
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="kp-motion-bench-onnx-") as folder:
+        paths = onnx_export.export_models(
+            subject.config, subject.kp_detector, subject.generator, folder
+        )
+        detector = onnx_export.OnnxDetector(paths["detector"], threads)
+        renderer = onnx_export.OnnxRenderer(paths["renderer"], subject.generator, threads)
+    source, driving = subject.source, subject.driving
+    kp_driving = subject.kp_detector(driving)
+    cache = subject.generator.encode_source(source, subject.kp_detector(source))
+    kp_note = _max_difference(detector(driving)["value"], subject.reference["value"])
+    rendered = renderer.render(cache, kp_driving)
+    render_note = _max_difference(rendered, subject.reference["prediction"])
+    subject.add(f"detector, onnxruntime (max diff {kp_note})", lambda: detector(driving))
+    subject.add(
+        f"render cached, onnxruntime (max diff {render_note})",
+        lambda: renderer.render(cache, kp_driving),
+    )
+
+
+def _stream_steps(subject: RenderSubject, streams: int) -> None:
+    """`streams` sources: one batched render call against one call per stream (in the fastest
+    variant that keeps float32 outputs)."""
+    import torch
+
+    from kp_motion.models import fast_render
+    from kp_motion.models.animator import batched_cache
+
+    if streams < 2:
+        return
+    variant = fast_render.FAST_FP32
+    detector = fast_render.prepare(subject.kp_detector, variant)
+    generator = fast_render.prepare(subject.generator, variant)
+    frames = smooth_frames(2 * streams, subject.config, seed=1).to(subject.device)
+    frames = fast_render.as_layout(frames, variant)
+    sources, driving = frames[:streams], frames[streams:]
+    caches = [generator.encode_source(s[None], detector(s[None])) for s in sources]
+    kp_driving = detector(driving)
+    one_each = [{key: value[i : i + 1] for key, value in kp_driving.items()} for i in
+                range(streams)]  # fmt: skip
+    cache = batched_cache(caches, [1] * streams)
+    batched = generator.render(cache, kp_driving, False)["prediction"]
+    singles = torch.cat([generator.render(c, kp, False)["prediction"]
+                         for c, kp in zip(caches, one_each, strict=True)])  # fmt: skip
+    note = _max_difference(batched, singles)
+
+    def one_at_a_time():
+        for stream_cache, kp in zip(caches, one_each, strict=True):
+            generator.render(stream_cache, kp, False)
+
+    subject.add(
+        f"{streams} streams in one call, {variant.name} (vs one at a time: max diff {note})",
+        lambda: generator.render(cache, kp_driving, False),
+        frames=streams,
+    )
+    subject.add(f"{streams} streams one at a time, {variant.name}", one_at_a_time, streams)
+
+
+def bench_render(args: argparse.Namespace, device, synchronize) -> list[Row]:
+    import torch
+
+    from kp_motion.models import build_models
+
+    configs = [(spec, _render_config(spec, args.size)) for spec in args.profiles]
+    rows = []
+    for spec, config in configs:
+        torch.manual_seed(0)  # random weights: the latency does not depend on their values
+        kp_detector, generator = (model.eval() for model in build_models(config, device))
+        source, driving = smooth_frames(2, config, seed=0).to(device).split(1)
+        subject = RenderSubject(config, kp_detector, generator, source, driving, device, {}, {})
+        with torch.inference_mode():
+            _variant_steps(subject, args.compile)
+            _onnx_steps(subject)
+            _stream_steps(subject, args.streams)
+            medians = interleaved_medians(subject.steps, args.repeats, args.warmup, synchronize)
+        name = f"{spec} {config.height}x{config.width}"
+        for stage, milliseconds in medians.items():
+            rows.append(Row("render", name, stage, milliseconds / subject.per_frame[stage]))
+    return rows
+
+
 # Section name -> routine(args, device, synchronize) -> rows. Add new sections here.
 SECTIONS: dict[str, Callable[..., list[Row]]] = {
     "models": bench_models,
     "forecasters": bench_forecasters,
     "forecaster-sets": bench_forecaster_sets,
+    "render": bench_render,
 }
 
 
@@ -179,6 +405,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per figure")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs before timing")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--size", type=int, help="render section: frame size in pixels (default: the profile's)"
+    )
+    parser.add_argument(
+        "--streams", type=int, default=4, help="render section: sources batched in one call"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="render section: also time torch.compile'd renders (tens of seconds to compile)",
+    )
 
 
 def format_rows(rows: list[Row]) -> list[str]:
@@ -204,6 +441,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.repeats < 1 or args.warmup < 0:
         raise ValueError("--repeats must be >= 1 and --warmup >= 0")
+    if (args.size is not None and args.size < 1) or args.streams < 1:
+        raise ValueError("--size and --streams must be >= 1")
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError("--threads must be >= 1")

@@ -215,3 +215,67 @@ def draw_keypoints(
         centre = (int(round((x + 1) / 2 * (width - 1))), int(round((y + 1) / 2 * (height - 1))))
         cv2.circle(canvas, centre, radius, colour, thickness=-1, lineType=cv2.LINE_AA)
     return canvas
+
+
+# Several streams in one renderer ------------------------------------------------------------
+# One machine serves several sessions (each with its own source image and driving stream) by
+# rendering their frames in one generator call: the convolutions then work on a batch, which
+# uses the cores (or the GPU) better than one small call per stream.
+
+
+def batched_cache(caches: list[SourceCache], counts: list[int]) -> SourceCache:
+    """One SourceCache whose rows are caches[i] repeated counts[i] times, in order."""
+    from kp_motion.models.dense_motion import DenseMotionSource
+
+    def rows(tensors: list[torch.Tensor]) -> torch.Tensor:
+        # A cache of batch 1 serves all of its stream's frames (expand copies nothing here;
+        # cat makes the one copy).
+        return torch.cat(
+            [t.expand(n, *t.shape[1:]) for t, n in zip(tensors, counts, strict=True)]
+        )
+
+    motion = [cache.dense_motion for cache in caches]
+    return SourceCache(
+        image=rows([cache.image for cache in caches]),
+        features=rows([cache.features for cache in caches]),
+        skips=[rows(list(level)) for level in zip(*(c.skips for c in caches), strict=True)],
+        dense_motion=DenseMotionSource(
+            image=rows([m.image for m in motion]),
+            positions=rows([m.positions for m in motion]),
+            jacobians=rows([m.jacobians for m in motion]),
+            gaussians=rows([m.gaussians for m in motion]),
+            grid=motion[0].grid,  # the identity grid depends on the size only
+        ),
+    )
+
+
+@torch.no_grad()
+def render_streams(
+    animators: list[Animator], kp_driving: list[Keypoints], full_outputs: bool = False
+) -> list[dict[str, torch.Tensor]]:
+    """Render each stream's driving keypoints (any batch of frames per stream) with its own
+    source and motion settings, in one call of the generator the animators share.
+
+    Equal to animators[i].render(kp_driving[i]) for every i, up to float rounding of batched
+    convolutions."""
+    if not animators or len(animators) != len(kp_driving):
+        raise ValueError(
+            f"render_streams needs one keypoint batch per animator, got {len(animators)} "
+            f"animators and {len(kp_driving)} keypoint batches"
+        )
+    generator = animators[0].generator
+    if any(animator.generator is not generator for animator in animators):
+        raise ValueError("render_streams: the animators must share one generator")
+    if any(animator.cache is None for animator in animators):
+        raise ValueError("set_source must be called on every animator before rendering")
+    if any(animator.cache.image.shape[0] != 1 for animator in animators):
+        raise ValueError("render_streams: each animator must hold one source image")
+    normalized = [
+        animator.normalized(kp) for animator, kp in zip(animators, kp_driving, strict=True)
+    ]
+    counts = [int(kp["value"].shape[0]) for kp in normalized]
+    cache = batched_cache([animator.cache for animator in animators], counts)
+    keypoints = {name: torch.cat([kp[name] for kp in normalized]) for name in ("value", "jacobian")}
+    outputs = generator.render(cache, keypoints, full_outputs)
+    per_stream = {name: value.split(counts) for name, value in outputs.items()}
+    return [{name: parts[i] for name, parts in per_stream.items()} for i in range(len(counts))]

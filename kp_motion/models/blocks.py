@@ -64,6 +64,15 @@ def guarded_keypoints(
     return positions, guarded_jacobians(jacobians, counter)
 
 
+def float32_geometry(device: torch.device):
+    """A context where autocast is off, for coordinate arithmetic (motions, flows).
+
+    Under bf16 autocast, matmul and einsum would run in bfloat16, whose 8-bit mantissa rounds
+    a coordinate in [-1, 1] by up to 2^-8: half a pixel at 256 px. Callers also pass float32
+    inputs (autocast-off does not convert what is already bfloat16)."""
+    return torch.autocast(device.type, enabled=False)
+
+
 class SameBlock(nn.Module):
     """conv -> batch norm -> ReLU, same resolution."""
 

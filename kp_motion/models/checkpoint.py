@@ -26,7 +26,8 @@ from kp_motion import paths
 from kp_motion.devices import resolve_device  # noqa: F401  (callers import it from here too)
 from kp_motion.models.generator import OcclusionAwareGenerator
 from kp_motion.models.keypoint_detector import KeypointDetector
-from kp_motion.models.model_config import ModelConfig, config_from_dict, load_profile
+from kp_motion.models.model_config import ModelConfig, config_from_dict
+from kp_motion.models.reference_config import resolve_model_config
 from kp_motion.state_dicts import OPTIONAL_SUFFIX, compare_state_dict
 
 CONFIG_FILE = "model.yaml"
@@ -249,11 +250,15 @@ def read_reference_file(path: str | Path) -> dict[str, Any]:
 
 def load_reference_checkpoint(
     path: str | Path,
-    profile: str | ModelConfig,
+    profile: str | Path | ModelConfig,
     device: torch.device | str = "cpu",
+    warp_align_corners: bool | None = None,
 ) -> tuple[ModelConfig, KeypointDetector, OcclusionAwareGenerator]:
-    """Load the FOMM authors' checkpoint for a reference profile (vox-256, mgif-256, ...)."""
-    config = load_profile(profile)
+    """Load the FOMM authors' checkpoint for a config: a shipped reference profile (vox-256,
+    mgif-256, ...), a project profile YAML, or a YAML in the reference's own format (taichi-256,
+    fashion-256, a user's training, ...). warp_align_corners=None keeps the config's setting.
+    This is the loader of `kp-motion animate --reference-checkpoint`."""
+    config = resolve_model_config(profile, warp_align_corners)
     contents = read_reference_file(path)
     states = {}
     for part in ("kp_detector", "generator"):

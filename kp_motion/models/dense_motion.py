@@ -26,6 +26,7 @@ from kp_motion.jacobian import GuardCounter
 from kp_motion.models.blocks import (
     AntiAliasDownsample,
     Hourglass,
+    float32_geometry,
     guarded_keypoints,
     keypoints_to_gaussians,
     make_coordinate_grid,
@@ -46,6 +47,16 @@ class DenseMotionSource:
     grid: torch.Tensor  # (h, w, 2) identity coordinate grid
 
 
+def inverse_2x2(matrices: torch.Tensor) -> torch.Tensor:
+    """(..., 2, 2) inverses in closed form (adjugate / determinant): element-wise work that
+    exports to ONNX, which has no matrix inverse, and costs less than a batched LU."""
+    a, b = matrices[..., 0, 0], matrices[..., 0, 1]
+    c, d = matrices[..., 1, 0], matrices[..., 1, 1]
+    determinant = a * d - b * c
+    adjugate = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)
+    return adjugate / determinant[..., None, None]
+
+
 class DenseMotionNetwork(nn.Module):
     """Submodules: hourglass, mask, occlusion (optional), down (optional)."""
 
@@ -57,6 +68,9 @@ class DenseMotionNetwork(nn.Module):
         self.scale_factor = params.scale_factor
         self.align_corners = config.warp_align_corners
         self.guard = guard if guard is not None else GuardCounter()
+        # False only where the caller has guarded the keypoints itself: the ONNX export, whose
+        # graph cannot hold the guard's SVD (see onnx_export.py).
+        self.guard_keypoints = True
         # Per motion (background + K): one heatmap-difference channel + the deformed source.
         in_channels = (config.num_kp + 1) * (config.num_channels + 1)
         self.hourglass = Hourglass(
@@ -77,9 +91,7 @@ class DenseMotionNetwork(nn.Module):
     ) -> DenseMotionSource:
         image = self.down(source_image) if self.scale_factor != 1 else source_image
         height, width = image.shape[-2:]
-        positions, jacobians = guarded_keypoints(
-            kp_source["value"], kp_source["jacobian"], self.guard
-        )
+        positions, jacobians = self.guarded(kp_source)
         return DenseMotionSource(
             image=image,
             positions=positions,
@@ -88,16 +100,24 @@ class DenseMotionNetwork(nn.Module):
             grid=make_coordinate_grid(height, width, image.dtype, image.device),
         )
 
+    def guarded(self, kp: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positions, Jacobians) made safe to invert by the Jacobian guard."""
+        if not self.guard_keypoints:
+            return kp["value"], kp["jacobian"]
+        return guarded_keypoints(kp["value"], kp["jacobian"], self.guard)
+
     def sparse_motions(
         self, source: DenseMotionSource, positions: torch.Tensor, jacobians: torch.Tensor
     ) -> torch.Tensor:
         """(B, K+1, h, w, 2): the background identity then each keypoint's T_k(z)."""
         batch = positions.shape[0]
-        # J_D was guarded, so its inverse exists and is bounded.
-        affine = source.jacobians @ torch.inverse(jacobians)
-        offsets = source.grid - positions[:, :, None, None, :]  # z - kp_D, (B, K, h, w, 2)
-        moved = torch.einsum("bkij,bkhwj->bkhwi", affine, offsets)
-        keypoint_motions = moved + source.positions[:, :, None, None, :]
+        with float32_geometry(positions.device):
+            positions, jacobians = positions.float(), jacobians.float()
+            # J_D was guarded, so its inverse exists and is bounded.
+            affine = source.jacobians.float() @ inverse_2x2(jacobians)
+            offsets = source.grid - positions[:, :, None, None, :]  # z - kp_D, (B, K, h, w, 2)
+            moved = torch.einsum("bkij,bkhwj->bkhwi", affine, offsets)
+            keypoint_motions = moved + source.positions.float()[:, :, None, None, :]
         background = source.grid.expand(batch, 1, *source.grid.shape)
         return torch.cat([background, keypoint_motions], dim=1)
 
@@ -105,7 +125,9 @@ class DenseMotionNetwork(nn.Module):
         """(B, K+1, C, h, w): the source warped by each of the K + 1 motions."""
         batch, num_motions, height, width, _ = motions.shape
         channels = source.image.shape[1]
-        repeated = source.image.unsqueeze(1).expand(batch, num_motions, channels, height, width)
+        # The image in the motions' float32 (it is bfloat16 after a bf16 autocast downsampling).
+        image = source.image.to(motions.dtype)
+        repeated = image.unsqueeze(1).expand(batch, num_motions, channels, height, width)
         warped = F.grid_sample(
             repeated.reshape(batch * num_motions, channels, height, width),
             motions.reshape(batch * num_motions, height, width, 2),
@@ -129,16 +151,15 @@ class DenseMotionNetwork(nn.Module):
         self, source: DenseMotionSource, kp_driving: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
         """The driving-dependent part: masks, dense flow, occlusion map."""
-        positions, jacobians = guarded_keypoints(
-            kp_driving["value"], kp_driving["jacobian"], self.guard
-        )
+        positions, jacobians = self.guarded(kp_driving)
         motions = self.sparse_motions(source, positions, jacobians)
         deformed = self.deformed_sources(source, motions)
         inputs = torch.cat([self.heatmap_differences(source, positions), deformed], dim=2)
         batch, _, _, height, width = inputs.shape
         features = self.hourglass(inputs.view(batch, -1, height, width))
         masks = F.softmax(self.mask(features), dim=1)  # (B, K+1, h, w)
-        deformation = torch.einsum("bkhw,bkhwc->bhwc", masks, motions)
+        with float32_geometry(masks.device):
+            deformation = torch.einsum("bkhw,bkhwc->bhwc", masks.float(), motions)
         outputs = {"sparse_deformed": deformed, "mask": masks, "deformation": deformation}
         if self.occlusion is not None:
             outputs["occlusion_map"] = torch.sigmoid(self.occlusion(features))

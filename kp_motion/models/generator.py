@@ -97,8 +97,13 @@ class OcclusionAwareGenerator(nn.Module):
         if inputs.shape[0] == 1 and deformation.shape[0] > 1:
             inputs = inputs.expand(deformation.shape[0], -1, -1, -1)
         flow = resize_flow(deformation, *inputs.shape[-2:], self.resize_align_corners)
+        # Sampled in the flow's float32 (see blocks.float32_geometry), whatever the features'.
         return F.grid_sample(
-            inputs, flow, mode="bilinear", padding_mode="zeros", align_corners=self.align_corners
+            inputs.to(flow.dtype),
+            flow,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=self.align_corners,
         )
 
     def encode_source(

@@ -69,6 +69,9 @@ class ModelConfig:
     # grid_sample's align_corners for every warp. The coordinate grid puts -1/+1 on the centres
     # of the border pixels, which is align_corners=True (also how PyTorch < 1.3, which trained
     # the reference checkpoints, sampled). With it, the identity motion returns the source.
+    # The shipped profiles use True. The reference code passes no align_corners, which since
+    # PyTorch 1.3 means False: set False (`kp-motion animate --warp-align-corners false`) to
+    # reproduce the reference run on current PyTorch (reference_config.py).
     warp_align_corners: bool
     # align_corners of the bilinear resizing of the flow and occlusion map to another resolution.
     # The reference resizes with False (PyTorch's default since 0.4), which does not map the

@@ -1,0 +1,206 @@
+"""Fast inference copies (BatchNorm folded, channels_last, bf16) and multi-stream rendering."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from kp_motion.models import Animator, build_models, fast_render, load_profile
+from kp_motion.models.animator import render_streams
+from kp_motion.models.model_config import with_widths
+
+torch.set_num_threads(1)
+TOLERANCE = 1e-4
+
+
+def small_models(seed: int = 5, **generator_changes):
+    """A small vox-like model with random weights and random BatchNorm statistics, so that
+    eval-mode BatchNorm is far from the identity and folding it really changes the weights."""
+    config = with_widths(
+        load_profile("vox-256"),
+        kp_detector={"block_expansion": 8, "max_features": 32, "num_blocks": 3},
+        dense_motion={"block_expansion": 8, "max_features": 32, "num_blocks": 3},
+        generator={"block_expansion": 8, "max_features": 32, "num_bottleneck_blocks": 2,
+                   **generator_changes},
+    )  # fmt: skip
+    config = dataclasses.replace(config, image_size=(64, 64))
+    torch.manual_seed(seed)
+    kp_detector, generator = build_models(config)
+    with torch.no_grad():
+        kp_detector.jacobian.weight.normal_(0.0, 0.01)
+        for module in [*kp_detector.modules(), *generator.modules()]:
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.3, 3.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.3, 0.3)
+    return config, kp_detector.eval(), generator.eval()
+
+
+def frames(count: int, seed: int) -> torch.Tensor:
+    return torch.rand(count, 3, 64, 64, generator=torch.Generator().manual_seed(seed))
+
+
+def render(kp_detector, generator, source, driving, variant=fast_render.PLAIN):
+    with torch.no_grad(), fast_render.autocast(variant):
+        source = fast_render.as_layout(source, variant)
+        kp_driving = kp_detector(fast_render.as_layout(driving, variant))
+        cache = generator.encode_source(source, kp_detector(source))
+        prediction = generator.render(cache, kp_driving, full_outputs=False)["prediction"]
+    return kp_driving, prediction.float()
+
+
+def test_fold_conv_batchnorm_equals_the_pair():
+    torch.manual_seed(0)
+    conv, norm = nn.Conv2d(5, 7, 3, padding=1), nn.BatchNorm2d(7).eval()
+    with torch.no_grad():
+        norm.running_mean.uniform_(-1, 1)
+        norm.running_var.uniform_(0.2, 4)
+        norm.weight.uniform_(-2, 2)
+        norm.bias.uniform_(-1, 1)
+    inputs = torch.randn(2, 5, 9, 9)
+    with torch.no_grad():
+        expected = norm(conv(inputs))
+        folded = fast_render.fold_conv_batchnorm(conv, norm)(inputs)
+    assert (folded - expected).abs().max() < 1e-5
+    assert (expected - conv(inputs)).abs().max() > 0.1  # the norm really did something
+
+
+@pytest.mark.parametrize("warped_skips", [False, True])
+def test_folded_models_equal_the_unfolded(warped_skips):
+    _, kp_detector, generator = small_models(warped_skips=warped_skips)
+    source, driving = frames(1, 1), frames(3, 2)
+    kp_plain, plain = render(kp_detector, generator, source, driving)
+    for variant in (fast_render.FOLDED, fast_render.FOLDED_CHANNELS_LAST, fast_render.FAST_FP32):
+        fast_detector = fast_render.prepare(kp_detector, variant)
+        fast_generator = fast_render.prepare(generator, variant)
+        remaining = [m for m in fast_generator.modules() if isinstance(m, nn.BatchNorm2d)]
+        # Only the residual blocks' first norms (on a sum, after no convolution) remain.
+        assert len(remaining) == len(generator.bottleneck)
+        kp_fast, fast = render(fast_detector, fast_generator, source, driving, variant)
+        for key in ("value", "jacobian"):
+            assert (kp_fast[key] - kp_plain[key]).abs().max() < TOLERANCE, (variant.name, key)
+        assert (fast - plain).abs().max() < TOLERANCE, variant.name
+    # The originals are untouched (prepare works on copies).
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in generator.modules()) > len(remaining)
+
+
+def test_transposed_upsampling_equals_upsample_then_conv():
+    torch.manual_seed(1)
+    conv = nn.Conv2d(6, 4, 3, padding=1)
+    inputs = torch.randn(2, 6, 5, 7)
+    with torch.no_grad():
+        expected = conv(nn.functional.interpolate(inputs, scale_factor=2.0, mode="nearest"))
+        transposed = fast_render.transposed_upsampling_conv(conv)(inputs)
+    assert transposed.shape == expected.shape
+    assert (transposed - expected).abs().max() < 1e-5
+    with pytest.raises(ValueError, match="3x3 convolution with padding 1"):
+        fast_render.transposed_upsampling_conv(nn.Conv2d(6, 4, 5, padding=2))
+
+
+def test_bf16_variant_renders_close_to_float32():
+    """bf16 is not exact; its error is measured by `kp-motion bench`, here only bounded."""
+    _, kp_detector, generator = small_models()
+    source, driving = frames(1, 1), frames(2, 2)
+    _, plain = render(kp_detector, generator, source, driving)
+    variant = fast_render.BF16
+    fast_generator = fast_render.prepare(generator, variant)
+    with torch.no_grad():
+        kp_source, kp_driving = kp_detector(source), kp_detector(driving)
+        with fast_render.autocast(variant):
+            cache = fast_generator.encode_source(fast_render.as_layout(source, variant), kp_source)
+            bf16 = fast_generator.render(cache, kp_driving, full_outputs=False)["prediction"]
+    assert bf16.dtype == torch.bfloat16
+    difference = (bf16.float() - plain).abs().max()
+    assert 0 < difference < 0.05
+
+
+def streams_setup():
+    config, kp_detector, generator = small_models(seed=8)
+    animators = []
+    for index, mode in enumerate(("relative", "absolute", "relative")):
+        animator = Animator(kp_detector, generator, config, mode=mode)
+        animator.set_source(frames(1, 10 + index))
+        animators.append(animator)
+    return config, kp_detector, generator, animators
+
+
+def test_batched_streams_equal_single_renders():
+    _, kp_detector, generator, animators = streams_setup()
+    # Stream 1 sends two frames in this call, the others one each.
+    driving = [animators[0].detect(frames(1, 20)), animators[1].detect(frames(2, 21)),
+               animators[2].detect(frames(1, 22))]  # fmt: skip
+    batched = render_streams(animators, driving, full_outputs=True)
+    for animator in animators:
+        animator.reset_driving()  # the single renders start their relative motion afresh
+    for index, (animator, kp) in enumerate(zip(animators, driving, strict=True)):
+        single = animator.render(kp, full_outputs=True)
+        for name in ("prediction", "deformed", "occlusion_map", "mask"):
+            assert batched[index][name].shape == single[name].shape
+            difference = (batched[index][name] - single[name]).abs().max()
+            assert difference < 1e-5, (index, name, float(difference))
+    # Each stream warps its own source (the streams did not get mixed up).
+    assert (batched[0]["deformed"] - batched[2]["deformed"]).abs().max() > 0.1
+
+
+def test_batched_streams_refuse_bad_calls():
+    config, kp_detector, _, animators = streams_setup()
+    kp = animators[0].detect(frames(1, 20))
+    with pytest.raises(ValueError, match="one keypoint batch per animator"):
+        render_streams(animators, [kp])
+    other_generator = build_models(config)[1].eval()
+    stranger = Animator(kp_detector, other_generator, config)
+    stranger.set_source(frames(1, 3))
+    with pytest.raises(ValueError, match="share one generator"):
+        render_streams([animators[0], stranger], [kp, kp])
+
+
+def test_bench_render_section_reports_every_variant(capsys):
+    import importlib.util
+
+    from kp_motion.cli.main import main
+
+    options = ["--profiles", "compact-64", "--size", "32", "--repeats", "1", "--warmup", "0",
+               "--streams", "2", "--device", "cpu"]  # fmt: skip
+    status = main(["bench", "--only", "render", *options])
+    assert status == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("compact")]
+    assert all(line.startswith("compact-64 32x32") for line in rows)
+    stages = [line.split("  ")[1].strip() for line in rows]
+    for variant in fast_render.VARIANTS:
+        assert any(stage.startswith(f"render cached, {variant.name} (max diff") for stage in stages)
+    with_onnx = all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
+    assert any("onnxruntime" in stage for stage in stages) == with_onnx
+    assert any(stage.startswith("2 streams in one call") for stage in stages)
+    for line in rows:
+        if "max diff" in line and "bf16" not in line:  # the exact variants stay within 1e-4
+            assert float(line.split("max diff ")[1].split(")")[0]) < TOLERANCE, line
+
+
+def test_compiled_render_equals_eager():
+    """torch.compile with freezing (optional path; needs inductor's C++ compiler)."""
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile's CPU backend needs a C++ compiler")
+    _, kp_detector, generator = small_models()
+    variant = fast_render.FAST_FP32
+    fast_generator = fast_render.prepare(generator, variant)
+    source, driving = frames(1, 1), frames(2, 2)
+    _, plain = render(kp_detector, generator, source, driving)
+    with torch.no_grad():
+        kp_driving = kp_detector(driving)
+        cache = fast_generator.encode_source(
+            fast_render.as_layout(source, variant), kp_detector(source)
+        )
+        compiled = fast_render.compile_render(fast_generator, cache, kp_driving)
+        prediction = compiled(cache, kp_driving)["prediction"]
+        # The guard still runs, outside the compiled graph, on the generator's own counter.
+        singular = torch.zeros_like(kp_driving["jacobian"])
+        broken = {"value": kp_driving["value"], "jacobian": singular}
+        assert torch.isfinite(compiled(cache, broken)["prediction"]).all()
+    assert (prediction - plain).abs().max() < TOLERANCE
+    assert fast_generator.guard.jacobians > 0

@@ -74,13 +74,27 @@ def test_with_a_fifth_of_messages_lost_output_is_complete_and_divergence_ends(cl
             assert not _diverged(run)[index]  # a received frame is never wrong
 
 
+@pytest.mark.parametrize("name", ["hold-last", "direct-linear"])
+def test_over_a_reliable_link_a_late_message_resyncs_the_receiver_on_arrival(clip, name):
+    delay = 3
+    run = simulate_predictive(clip, forecasters()[name], THRESHOLD, MAX_GAP, wire.COMPACT,
+                              drop_probability=0.2, seed=2, retransmit_delay=delay)
+    lost = np.flatnonzero(run.sent & ~run.arrived)
+    assert len(lost) and _diverged(run).any()
+    # Frames shown before the retransmission arrives may differ; from its arrival on, none.
+    for index in np.flatnonzero(_diverged(run)):
+        assert ((lost <= index) & (index < lost + delay)).any(), f"frame {index} still differs"
+
+
 def test_receiver_drops_late_messages_and_caps_concealment():
     receiver = PredictiveReceiver(HoldLastForecaster(), max_gap=5)
     frame = np.zeros(60, np.float32)
     assert [f.frame_index for f in receiver.receive(0, frame)] == [0]
     assert [f.frame_index for f in receiver.receive(3, frame)] == [1, 2, 3]
     assert receiver.receive(2, frame) == []
-    assert receiver.stats.late == 1
+    assert receiver.stats.late == 1 and receiver.stats.repaired == 1
+    assert receiver.receive(2, frame) == []  # a duplicate is not replayed twice
+    assert receiver.stats.repaired == 1
     # A dead sender: nothing is forecast more than 2 * max_gap frames past the last message.
     assert receiver.predict_until(100)[-1].frame_index == 3 + 10
 

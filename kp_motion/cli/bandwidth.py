@@ -15,7 +15,8 @@ float32 Keypoint60 and the compact wire. OUT.json:
 
 m and n are null for predictive points, threshold and max_gap null for fixed ones. --report
 writes the rate-distortion table and plot (rate-distortion.md, rate-distortion.png) there.
---drop-probability P loses that share of the messages on the simulated network (seeded).
+--drop-probability P loses that share of the messages on the simulated network (seeded);
+with --retransmit-delay D the predictive policy's lost messages arrive D frames late instead.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of messages lost on the simulated network (default 0: lossless)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated losses")
+    parser.add_argument(
+        "--retransmit-delay", type=int, metavar="FRAMES",
+        help="predictive policy over a reliable link: a lost message arrives FRAMES late "
+        "(default: best effort, lost messages are gone)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -76,6 +82,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise CliError(f"--max-gaps must be >= 1 frame, got {args.max_gaps}")
     if not 0 <= args.drop_probability < 1:
         raise CliError(f"--drop-probability must be in [0, 1), got {args.drop_probability}")
+    if args.retransmit_delay is not None and args.retransmit_delay < 1:
+        raise CliError(f"--retransmit-delay must be >= 1 frame, got {args.retransmit_delay}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
 
     from kp_motion.data.keypoint_sets import load_keypoint_set
     from kp_motion.evaluation.rate_distortion import evaluate_setting, every_frame, point, sweep
-    from kp_motion.evaluation.rate_distortion_report import write_json, write_report
+    from kp_motion.evaluation.rate_distortion_report import (
+        network_conditions,
+        write_json,
+        write_report,
+    )
     from kp_motion.forecasting.named import load_named_forecaster
     from kp_motion.stream.wire import WIRES, payload_bytes
 
@@ -110,12 +122,12 @@ def run(args: argparse.Namespace) -> int:
               disable=args.no_progress) as bar:
         for setting in settings:
             tally = evaluate_setting(setting, forecasters[setting.forecaster], clips,
-                                     args.drop_probability, args.seed)
+                                     args.drop_probability, args.seed, args.retransmit_delay)
             points.append(point(setting, tally, args.fps, payload))
             bar.update()
     result = {"every_frame": every_frame(args.fps), "points": points}
-    loss = f", {args.drop_probability:.0%} of messages lost" if args.drop_probability else ""
-    print(f"{args.keypoints}: {len(clips)} clips, {keypoint_set.frames} frames at {args.fps} fps"
+    loss = network_conditions(args.drop_probability, args.retransmit_delay)
+    print(f"{args.keypoints}: {len(clips)} clips, {keypoint_set.frames} frames at {args.fps} fps, "
           f"{loss}; "
           f"every frame as Keypoint60: {result['every_frame']['payload_bytes_per_second']:.0f} "
           f"B/s; {len(points)} points")
@@ -123,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, result)
         print(f"points -> {args.json}")
     if args.report:
-        written = write_report(args.report, result, args.keypoints, keypoint_set.frames,
-                               args.drop_probability)
+        written = write_report(args.report, result, args.keypoints, keypoint_set.frames, loss)
         print(f"report -> {', '.join(map(str, written))}")
     return 0

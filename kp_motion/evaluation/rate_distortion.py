@@ -143,11 +143,16 @@ class PredictiveRun:
 
 def simulate_predictive(truth: np.ndarray, forecaster: Forecaster, threshold: float,
                         max_gap: int, wire: str, drop_probability: float = 0.0,
-                        seed: int = 0) -> PredictiveRun:
+                        seed: int = 0, retransmit_delay: int | None = None) -> PredictiveRun:
     """One clip through predictive transmission: sender with mirror, network, receiver.
 
     `forecaster` is the receiver's; the sender's mirror is a copy with the same weights.
+    retransmit_delay: None for a best-effort link (a lost message is gone); d >= 1 for a
+    reliable one, where a lost message arrives d frames late (after its frame was forecast)
+    and counts as a second message (acknowledgements and heartbeats are not counted).
     """
+    if retransmit_delay is not None and retransmit_delay < 1:
+        raise ValueError(f"retransmit delay must be >= 1 frame, got {retransmit_delay}")
     forecaster.reset()
     sender = PredictiveSender(copy.deepcopy(forecaster), threshold, max_gap)
     receiver = PredictiveReceiver(forecaster, max_gap)
@@ -159,7 +164,12 @@ def simulate_predictive(truth: np.ndarray, forecaster: Forecaster, threshold: fl
     mirror = np.zeros_like(frames)
     sent = np.zeros(len(truth), bool)
     arrived = np.zeros(len(truth), bool)
+    retransmissions: dict[int, list[int]] = {}  # arrival frame -> frames it re-delivers
+    resent = 0  # each retransmission is one more message on the network
     for frame_index, true_frame in enumerate(truth):
+        for late in retransmissions.pop(frame_index, []):
+            index, received = _over_wire(wire, late, truth[late], receiver.last_emitted)
+            _collect(receiver.receive(index, received), frames, forecast, seen)
         values = sender.offer(frame_index, true_frame, delivered)
         mirror[frame_index] = sender.expected
         sent[frame_index] = values is not None
@@ -168,8 +178,12 @@ def simulate_predictive(truth: np.ndarray, forecaster: Forecaster, threshold: fl
             index, received = _over_wire(wire, frame_index, true_frame, receiver.last_emitted)
             _collect(receiver.receive(index, received), frames, forecast, seen)
         else:
+            if sent[frame_index] and retransmit_delay is not None:
+                retransmissions.setdefault(frame_index + retransmit_delay, []).append(frame_index)
+                resent += 1
             _collect(receiver.predict_until(frame_index), frames, forecast, seen)
-    return PredictiveRun(_finish(frames, forecast, seen, sender.sent), mirror, sent, arrived)
+    output = _finish(frames, forecast, seen, sender.sent + resent)
+    return PredictiveRun(output, mirror, sent, arrived)
 
 
 @dataclass(frozen=True)
@@ -186,9 +200,11 @@ class Setting:
 
 
 def evaluate_setting(setting: Setting, forecaster: Forecaster, clips: Sequence[np.ndarray],
-                     drop_probability: float = 0.0, seed: int = 0) -> Tally:
+                     drop_probability: float = 0.0, seed: int = 0,
+                     retransmit_delay: int | None = None) -> Tally:
     """Squared errors and messages of one setting over every clip; drop_probability > 0 loses
-    that share of the messages (clip c seeded by seed + c)."""
+    that share of the messages (clip c seeded by seed + c); retransmit_delay as in
+    simulate_predictive (the fixed schedule's receiver drops late messages: best effort)."""
     tally = Tally()
     for clip_number, truth in enumerate(clips):
         loss = dict(drop_probability=drop_probability, seed=seed + clip_number)
@@ -196,7 +212,8 @@ def evaluate_setting(setting: Setting, forecaster: Forecaster, clips: Sequence[n
             output = simulate_fixed(truth, forecaster, setting.m, setting.n, setting.wire, **loss)
         else:
             output = simulate_predictive(truth, forecaster, setting.threshold, setting.max_gap,
-                                         setting.wire, **loss).output
+                                         setting.wire, retransmit_delay=retransmit_delay,
+                                         **loss).output
         tally.add_clip(truth, output.frames, output.forecast, output.messages)
     return tally
 

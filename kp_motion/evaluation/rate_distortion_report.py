@@ -97,11 +97,20 @@ def goal_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def network_conditions(drop_probability: float, retransmit_delay: int | None) -> str:
+    """The simulated network in words, for the report and the command's summary line."""
+    if not drop_probability:
+        return "lossless network"
+    words = f"{drop_probability:.0%} of messages lost"
+    if retransmit_delay is None:
+        return words + " (best effort)"
+    return (words + f", predictive policy over a reliable link (a lost message arrives "
+            f"{retransmit_delay} frames late; the fixed schedule stays best effort)")
+
+
 def table_markdown(result: dict[str, Any], source: str, frames: int,
-                   drop_probability: float = 0.0) -> str:
+                   network: str = "lossless network") -> str:
     every_frame = result["every_frame"]["payload_bytes_per_second"]
-    network = (f"{drop_probability:.0%} of messages lost (--drop-probability "
-               f"{drop_probability:g})" if drop_probability else "lossless network")
     lines = [
         "# Rate-distortion of the keypoint link",
         "",
@@ -177,9 +186,9 @@ def write_plot(path: Path, result: dict[str, Any]) -> Path:
 
 
 def write_report(folder: str | Path, result: dict[str, Any], source: str, frames: int,
-                 drop_probability: float = 0.0) -> list[Path]:
+                 network: str = "lossless network") -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     table = folder / TABLE_NAME
-    table.write_text(table_markdown(result, source, frames, drop_probability))
+    table.write_text(table_markdown(result, source, frames, network))
     return [table, write_plot(folder / PLOT_NAME, result)]

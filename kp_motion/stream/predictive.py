@@ -22,7 +22,9 @@ what bounds a loss: a lost message leaves the receiver's forecaster in another s
 mirror's (it forecast a frame the mirror took as sent, and a stateful forecaster remembers that),
 and the next refresh that arrives puts both into the same state again. For a forecaster whose
 state is only the last frame (hold-last) the next transmitted frame already does. The same rule
-caps the time between two transmissions at `max_gap` frames.
+caps the time between two transmissions at `max_gap` frames. Over a reliable link a lost message
+arrives late instead; the receiver replays it into its state (PredictiveReceiver), which ends
+the divergence on its arrival.
 """
 
 from __future__ import annotations
@@ -132,7 +134,8 @@ class PredictiveReceiverStats:
     received: int = 0
     detected: int = 0
     forecast: int = 0  # frames not received in time (withheld or lost: the receiver cannot tell)
-    late: int = 0  # messages for a frame already emitted (dropped)
+    late: int = 0  # messages for a frame already emitted
+    repaired: int = 0  # late messages replayed into the forecaster's state
     resets: int = 0  # new streams
 
 
@@ -143,15 +146,28 @@ class PredictiveReceiver:
     the receiver's wait budget after its capture time) and receive() for each message. At most
     2 * max_gap frames are forecast past the last received one: past that the sender is gone
     (a refresh comes every max_gap frames) and nothing more is invented.
+
+    Late messages (a frame already emitted as a forecast, e.g. a retransmission of a reliable
+    link) cannot change what was shown, but within `repair_window` frames they are replayed
+    into the forecaster's state: the receiver keeps the state before each recent frame, takes
+    the late frame there and runs forward again, so its state is the mirror's again as soon as
+    every message up to now is in. Older late messages are dropped; a message more than
+    2 * max_gap frames before the last emitted one starts a new stream (a restarted sender).
     """
 
-    def __init__(self, forecaster: Forecaster, max_gap: int) -> None:
+    def __init__(self, forecaster: Forecaster, max_gap: int,
+                 repair_window: int | None = None) -> None:
         check_policy(0.0, max_gap)
         self.state = ForecastState(forecaster, max_gap)
         self.max_gap = max_gap
+        self.repair_window = max_gap if repair_window is None else repair_window
+        if self.repair_window < 0:
+            raise ValueError(f"repair_window must be >= 0, got {repair_window}")
         self.stats = PredictiveReceiverStats()
         self._last_emitted: int | None = None
         self._last_received: int | None = None
+        self._before: dict[int, Forecaster] = {}  # frame_index -> forecaster state before it
+        self._arrived: dict[int, np.ndarray] = {}  # recent frames that came as messages
 
     @property
     def last_emitted(self) -> int | None:
@@ -164,17 +180,17 @@ class PredictiveReceiver:
         if frame_index < 0:
             raise ValueError(f"frame_index must be >= 0, got {frame_index}")
         self.stats.received += 1
-        if self._last_emitted is not None and frame_index < self._last_emitted - self.max_gap:
-            self.state.reset()  # the sender restarted: a new stream
-            self._last_emitted = self._last_received = None
-            self.stats.resets += 1
+        if (self._last_emitted is not None
+                and frame_index < self._last_emitted - 2 * self.max_gap):
+            self._new_stream()
         if self._last_emitted is not None and frame_index <= self._last_emitted:
             self.stats.late += 1
+            self._repair(frame_index, values)
             return []
         emitted = []
         if self._last_emitted is not None:
             emitted = self._forecast(self._last_emitted + 1, frame_index)
-        frame = self.state.take(frame_index, values)
+        frame = self._take(frame_index, values)
         emitted.append(EmittedFrame(frame_index, frame.copy(), Origin.DETECTED))
         self.stats.detected += 1
         self._last_emitted = self._last_received = frame_index
@@ -187,11 +203,49 @@ class PredictiveReceiver:
         stop = min(int(frame_index), self._last_received + 2 * self.max_gap) + 1
         return self._forecast(self._last_emitted + 1, stop)
 
+    def _new_stream(self) -> None:
+        self.state.reset()
+        self._last_emitted = self._last_received = None
+        self._before.clear()
+        self._arrived.clear()
+        self.stats.resets += 1
+
+    def _remember(self, frame_index: int) -> None:
+        """Keep the state before frame_index (only what a repair may need)."""
+        if self.repair_window == 0:
+            return
+        self._before[frame_index] = copy.deepcopy(self.state.forecaster)
+        oldest = frame_index - self.repair_window
+        for old in [index for index in self._before if index < oldest]:
+            del self._before[old]
+            self._arrived.pop(old, None)
+
+    def _take(self, frame_index: int, values: np.ndarray) -> np.ndarray:
+        self._remember(frame_index)
+        if self.repair_window:
+            self._arrived[frame_index] = np.asarray(values, np.float32).copy()
+        return self.state.take(frame_index, values)
+
     def _forecast(self, start: int, stop: int) -> list[EmittedFrame]:
-        if stop <= start:
-            return []
-        frames = self.state.forecast(stop - start)
-        self.stats.forecast += stop - start
-        self._last_emitted = stop - 1
-        return [EmittedFrame(index, values, Origin.PREDICTED)
-                for index, values in zip(range(start, stop), frames, strict=True)]
+        emitted = []
+        for frame_index in range(start, stop):
+            self._remember(frame_index)
+            emitted.append(EmittedFrame(frame_index, self.state.forecast(1)[0], Origin.PREDICTED))
+        self.stats.forecast += len(emitted)
+        if emitted:
+            self._last_emitted = stop - 1
+        return emitted
+
+    def _repair(self, frame_index: int, values: np.ndarray) -> None:
+        """Replay the frames from a late message's frame_index on with it taken."""
+        if frame_index not in self._before or frame_index in self._arrived:
+            return  # too old to repair, or a duplicate
+        self._arrived[frame_index] = np.asarray(values, np.float32).copy()
+        self.state.forecaster = self._before[frame_index]
+        for index in range(frame_index, self._last_emitted + 1):
+            self._before[index] = copy.deepcopy(self.state.forecaster)
+            if index in self._arrived:
+                self.state.take(index, self._arrived[index])
+            else:
+                self.state.forecast(1)
+        self.stats.repaired += 1

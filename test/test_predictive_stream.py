@@ -108,3 +108,15 @@ def test_lost_first_messages_still_give_one_frame_per_captured_frame(clip):
                            drop_probability=0.9, seed=1)
     for output in (predictive, fixed):
         assert output.frames.shape == (40, 60) and output.forecast[0]
+
+
+def test_a_non_finite_detection_is_forecast_on_both_sides(clip):
+    from kp_motion.stream.predictive import PredictiveSender
+
+    sender = PredictiveSender(HoldLastForecaster(), THRESHOLD, MAX_GAP)
+    receiver = PredictiveReceiver(HoldLastForecaster(), MAX_GAP)
+    receiver.receive(0, sender.offer(0, clip[0], wire.quantized))
+    broken = clip[1].copy()
+    broken[3] = np.nan
+    assert sender.offer(1, broken, wire.quantized) is None
+    assert np.array_equal(receiver.predict_until(1)[0].values, sender.expected)

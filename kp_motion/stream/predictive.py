@@ -30,6 +30,7 @@ the divergence on its arrival.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,9 +104,12 @@ class PredictiveSender:
         return (self._last_sent is None or is_refresh(frame_index, self.max_gap)
                 or frame_index - self._last_sent >= self.max_gap)
 
-    def offer(self, frame_index: int, frame: np.ndarray, delivered) -> np.ndarray | None:
+    def offer(self, frame_index: int, frame: np.ndarray,
+              delivered: Callable[[np.ndarray], np.ndarray]) -> np.ndarray | None:
         """A captured frame -> the values to transmit (as the receiver will decode them, by
-        `delivered(values)`), or None when the receiver's forecast is good enough."""
+        `delivered(values)`), or None when the receiver's forecast is good enough or the
+        detection is not finite (the receiver then forecasts the frame, and so does the
+        mirror)."""
         frame_index = int(frame_index)
         if self._last_index is not None and frame_index <= self._last_index:
             raise ValueError(f"frame_index {frame_index} after {self._last_index}: the sender's "
@@ -114,10 +118,11 @@ class PredictiveSender:
             # Frames lost before the sender: the receiver forecasts them too.
             self.mirror.forecast(frame_index - self._last_index - 1)
         self._last_index = frame_index
-        if not self.must_send(frame_index):
+        finite = bool(np.isfinite(frame).all())
+        if not finite or not self.must_send(frame_index):
             trial = copy.deepcopy(self.mirror.forecaster)
             forecast = trial.predict(1)[0]
-            if frame_error(forecast, frame) <= self.threshold:
+            if not finite or frame_error(forecast, frame) <= self.threshold:
                 self.mirror.forecaster = trial  # the receiver will forecast the same
                 self.withheld += 1
                 self.expected = forecast

@@ -23,7 +23,7 @@ import numpy as np
 
 from kp_motion.forecasting.base import Forecaster
 from kp_motion.forecasting.baselines import rest_frame
-from kp_motion.forecasting.schedule import Receiver
+from kp_motion.forecasting.schedule import EmittedFrame, Receiver
 from kp_motion.keypoints import NUM_VALUES, Origin
 from kp_motion.stream import wire as wires
 from kp_motion.stream.predictive import PredictiveReceiver, PredictiveSender
@@ -74,25 +74,33 @@ class ClipOutput:
     messages: int
 
 
-def _collect(emitted, frames: np.ndarray, forecast: np.ndarray, seen: np.ndarray) -> None:
-    for item in emitted:
-        if item.frame_index < len(frames):
-            if seen[item.frame_index]:
+class OutputCollector:
+    """Gathers the frames a receiver emits for one clip, each index exactly once."""
+
+    def __init__(self, length: int) -> None:
+        self.frames = np.zeros((length, NUM_VALUES), np.float32)
+        self.forecast = np.zeros(length, bool)
+        self.seen = np.zeros(length, bool)
+
+    def add(self, emitted: Sequence[EmittedFrame]) -> None:
+        for item in emitted:
+            if item.frame_index >= len(self.frames):
+                continue  # forecast past the clip's end (the schedule's last withheld frames)
+            if self.seen[item.frame_index]:
                 raise RuntimeError(f"frame {item.frame_index} emitted twice")
-            frames[item.frame_index] = item.values
-            forecast[item.frame_index] = item.origin != Origin.DETECTED
-            seen[item.frame_index] = True
+            self.frames[item.frame_index] = item.values
+            self.forecast[item.frame_index] = item.origin != Origin.DETECTED
+            self.seen[item.frame_index] = True
 
-
-def _finish(frames, forecast, seen, messages) -> ClipOutput:
-    """The clip's output; frames before the first message that arrived (only with losses) get
-    the forecasters' neutral frame, since a receiver that has been sent nothing has nothing to
-    show. Any other frame left out is a receiver bug."""
-    first = int(np.argmax(seen)) if seen.any() else len(seen)
-    frames[:first], forecast[:first], seen[:first] = rest_frame(), True, True
-    if not seen.all():
-        raise RuntimeError(f"receiver left frames {np.flatnonzero(~seen)[:5]}... unemitted")
-    return ClipOutput(frames, forecast, messages)
+    def output(self, messages: int) -> ClipOutput:
+        """The clip's output; frames before the first message that arrived (only with losses)
+        get the forecasters' neutral frame, since a receiver that has been sent nothing has
+        nothing to show. Any other frame left out is a receiver bug."""
+        first = int(np.argmax(self.seen)) if self.seen.any() else len(self.seen)
+        self.frames[:first], self.forecast[:first], self.seen[:first] = rest_frame(), True, True
+        if not self.seen.all():
+            raise RuntimeError(f"frames {np.flatnonzero(~self.seen)[:5]} were never emitted")
+        return ClipOutput(self.frames, self.forecast, messages)
 
 
 def _network(drop_probability: float, seed: int):
@@ -115,20 +123,18 @@ def simulate_fixed(truth: np.ndarray, forecaster: Forecaster, m: int, n: int, wi
     forecaster.reset()
     gate = TransmitGate(m, n, drop_probability, seed)
     receiver = Receiver(forecaster, m, n)
-    frames = np.zeros_like(truth, dtype=np.float32)
-    forecast = np.zeros(len(truth), bool)
-    seen = np.zeros(len(truth), bool)
+    collector = OutputCollector(len(truth))
     messages = 0
     for frame_index, true_frame in enumerate(truth):
         if gate.scheduled(frame_index):
             messages += 1
             if gate.survives_network():
                 index, values = _over_wire(wire, frame_index, true_frame, receiver.last_emitted)
-                _collect(receiver.receive(index, values), frames, forecast, seen)
+                collector.add(receiver.receive(index, values))
                 continue
-        _collect(receiver.predict_until(frame_index), frames, forecast, seen)
-    _collect(receiver.predict_until(len(truth) - 1), frames, forecast, seen)
-    return _finish(frames, forecast, seen, messages)
+        collector.add(receiver.predict_until(frame_index))
+    collector.add(receiver.predict_until(len(truth) - 1))
+    return collector.output(messages)
 
 
 @dataclass
@@ -158,10 +164,8 @@ def simulate_predictive(truth: np.ndarray, forecaster: Forecaster, threshold: fl
     receiver = PredictiveReceiver(forecaster, max_gap)
     arrives = _network(drop_probability, seed)
     delivered = partial(wires.delivered, wire)
-    frames = np.zeros_like(truth, dtype=np.float32)
-    forecast = np.zeros(len(truth), bool)
-    seen = np.zeros(len(truth), bool)
-    mirror = np.zeros_like(frames)
+    collector = OutputCollector(len(truth))
+    mirror = np.zeros((len(truth), NUM_VALUES), np.float32)
     sent = np.zeros(len(truth), bool)
     arrived = np.zeros(len(truth), bool)
     retransmissions: dict[int, list[int]] = {}  # arrival frame -> frames it re-delivers
@@ -169,21 +173,20 @@ def simulate_predictive(truth: np.ndarray, forecaster: Forecaster, threshold: fl
     for frame_index, true_frame in enumerate(truth):
         for late in retransmissions.pop(frame_index, []):
             index, received = _over_wire(wire, late, truth[late], receiver.last_emitted)
-            _collect(receiver.receive(index, received), frames, forecast, seen)
+            collector.add(receiver.receive(index, received))
         values = sender.offer(frame_index, true_frame, delivered)
         mirror[frame_index] = sender.expected
         sent[frame_index] = values is not None
         arrived[frame_index] = sent[frame_index] and arrives()
         if arrived[frame_index]:
             index, received = _over_wire(wire, frame_index, true_frame, receiver.last_emitted)
-            _collect(receiver.receive(index, received), frames, forecast, seen)
-        else:
-            if sent[frame_index] and retransmit_delay is not None:
-                retransmissions.setdefault(frame_index + retransmit_delay, []).append(frame_index)
-                resent += 1
-            _collect(receiver.predict_until(frame_index), frames, forecast, seen)
-    output = _finish(frames, forecast, seen, sender.sent + resent)
-    return PredictiveRun(output, mirror, sent, arrived)
+            collector.add(receiver.receive(index, received))
+            continue
+        if sent[frame_index] and retransmit_delay is not None:
+            retransmissions.setdefault(frame_index + retransmit_delay, []).append(frame_index)
+            resent += 1
+        collector.add(receiver.predict_until(frame_index))
+    return PredictiveRun(collector.output(sender.sent + resent), mirror, sent, arrived)
 
 
 @dataclass(frozen=True)

@@ -120,3 +120,21 @@ def test_a_non_finite_detection_is_forecast_on_both_sides(clip):
     broken[3] = np.nan
     assert sender.offer(1, broken, wire.quantized) is None
     assert np.array_equal(receiver.predict_until(1)[0].values, sender.expected)
+
+
+def test_frames_lost_before_the_sender_are_forecast_alike_on_both_sides(clip):
+    from kp_motion.stream.predictive import PredictiveSender
+
+    sender = PredictiveSender(forecasters()["direct-linear"], THRESHOLD, MAX_GAP)
+    receiver = PredictiveReceiver(forecasters()["direct-linear"], MAX_GAP)
+    captured = [index for index in range(60) if index not in (7, 8, 31)]
+    expected, shown = {}, {}
+    for index in captured:
+        values = sender.offer(index, clip[index], wire.quantized)
+        expected[index] = sender.expected
+        emitted = (receiver.predict_until(index) if values is None
+                   else receiver.receive(index, values))
+        shown.update({frame.frame_index: frame.values for frame in emitted})
+    assert sorted(shown) == list(range(60))  # the lost captures are forecast, not skipped
+    for index in captured:
+        assert np.array_equal(shown[index], expected[index]), index

@@ -57,6 +57,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="relative motion: use the driving Jacobians as they are",
     )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--fit",
+        choices=("resize", "crop"),
+        default="resize",
+        help="fit frames to the model size by stretching or by a centred crop (default: resize)",
+    )
+    parser.add_argument("--side-by-side", help="also write source | driving | result")
+    parser.add_argument(
+        "--keypoints-video", help="also write source | driving | result with keypoints drawn"
+    )
+    parser.add_argument("--fps", type=float, help="output frame rate (default: the driving's)")
+    parser.add_argument("--max-frames", type=int, help="animate the first N driving frames")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model options, shared with `kp-motion export`."""
     models = parser.add_argument_group("model (default: the embedded fomm-compact-64)")
     models.add_argument("--checkpoint", help="project checkpoint folder or embedded model name")
     models.add_argument("--reference-checkpoint", help="FOMM authors' checkpoint (.pth.tar)")
@@ -73,19 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "under PyTorch 1.0 where the authors' checkpoints were trained; false reproduces the "
         "reference code run on PyTorch >= 1.3)",
     )
-    parser.add_argument(
-        "--fit",
-        choices=("resize", "crop"),
-        default="resize",
-        help="fit frames to the model size by stretching or by a centred crop (default: resize)",
-    )
-    parser.add_argument("--side-by-side", help="also write source | driving | result")
-    parser.add_argument(
-        "--keypoints-video", help="also write source | driving | result with keypoints drawn"
-    )
-    parser.add_argument("--fps", type=float, help="output frame rate (default: the driving's)")
-    parser.add_argument("--max-frames", type=int, help="animate the first N driving frames")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
 
 
 def check_arguments(args: argparse.Namespace) -> None:

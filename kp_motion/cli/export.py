@@ -16,23 +16,10 @@ HELP = "export the keypoint detector and the source-cached renderer to ONNX (ops
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from kp_motion.cli.animate import ALIGN_CHOICES, REFERENCE_PROFILES
+    from kp_motion.cli.animate import add_model_arguments
 
     parser.add_argument("-o", "--output", required=True, help="folder for the .onnx files")
-    models = parser.add_argument_group("model (default: the embedded fomm-compact-64)")
-    models.add_argument("--checkpoint", help="project checkpoint folder or embedded model name")
-    models.add_argument("--reference-checkpoint", help="FOMM authors' checkpoint (.pth.tar)")
-    models.add_argument(
-        "--reference-config",
-        metavar="NAME|YAML",
-        help=f"config of --reference-checkpoint: {', '.join(REFERENCE_PROFILES)}, or a YAML file "
-        "in the FOMM reference's own format",
-    )
-    models.add_argument(
-        "--warp-align-corners",
-        choices=sorted(ALIGN_CHOICES),
-        help="grid_sample align_corners of --reference-checkpoint (default: true)",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--no-check", action="store_true", help="skip the onnxruntime vs PyTorch comparison"
     )

@@ -68,11 +68,20 @@ def save_checkpoint(
         name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()
     }
     tensors.update(standardizer.state_tensors())
+    return write_checkpoint_files(folder, tensors, model.kind, model.settings, training)
+
+
+def write_checkpoint_files(
+    folder: Path, tensors: dict[str, torch.Tensor], kind: str, settings: Any,
+    training: dict[str, Any] | None,
+) -> Path:
+    """weights.safetensors + forecaster.yaml: the one layout of every forecaster checkpoint
+    (learned and linear)."""
     save_file(tensors, str(folder / WEIGHTS_NAME))
     manifest = {
         "format_version": FORMAT_VERSION,
-        "kind": model.kind,
-        "model": config_io.to_dict(model.settings),
+        "kind": kind,
+        "model": config_io.to_dict(settings),
         "training": training or {},
     }
     (folder / MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False))

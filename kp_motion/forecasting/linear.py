@@ -33,9 +33,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from kp_motion import config as config_io
 from kp_motion.forecasting.base import Forecaster
@@ -205,7 +204,7 @@ def save_linear(
     folder: str | Path, forecaster: LinearForecaster, record: dict[str, Any] | None = None
 ) -> Path:
     """forecaster.yaml + weights.safetensors, the layout of the learned checkpoints."""
-    from kp_motion.forecasting.checkpoint import FORMAT_VERSION, MANIFEST_NAME, WEIGHTS_NAME
+    from kp_motion.forecasting.checkpoint import write_checkpoint_files
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -213,15 +212,7 @@ def save_linear(
         COEFFICIENTS_KEY: torch.from_numpy(forecaster.coefficients.astype(np.float32)),
         FEATURE_SCALE_KEY: torch.from_numpy(forecaster.feature_scale.astype(np.float32)),
     }
-    save_file(tensors, str(folder / WEIGHTS_NAME))
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "kind": forecaster.name,
-        "model": config_io.to_dict(forecaster.settings),
-        "training": record or {},
-    }
-    (folder / MANIFEST_NAME).write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return folder
+    return write_checkpoint_files(folder, tensors, forecaster.name, forecaster.settings, record)
 
 
 def load_linear(folder: Path, manifest: dict[str, Any]) -> LinearForecaster:

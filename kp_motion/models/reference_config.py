@@ -135,25 +135,6 @@ def _fields_of(cls: type, values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if key in names}
 
 
-def read_yaml_mapping(path: str | Path) -> dict:
-    """The top-level mapping of a YAML file; a syntax error is reported on one line."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or type(error).__name__
-        raise ValueError(f"{path}: not valid YAML ({problem}{where})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    return data
-
-
 def resolve_model_config(
     spec: str | Path | ModelConfig, warp_align_corners: bool | None = None
 ) -> ModelConfig:
@@ -163,7 +144,7 @@ def resolve_model_config(
     if isinstance(spec, ModelConfig):
         config = spec
     elif str(spec).endswith((".yaml", ".yml")) or Path(spec).is_file():
-        data = read_yaml_mapping(spec)
+        data = config_io.load_yaml(spec)
         if is_reference_format(data):
             config = config_from_reference_dict(data, Path(spec).stem, str(spec))
         else:

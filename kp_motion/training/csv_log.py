@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from kp_motion import config as config_io
 from kp_motion.training import distributed
+from kp_motion.training.losses import DISCRIMINATOR_TERM, LOSS_TERMS
 from kp_motion.training.settings import TrainFommConfig
 from kp_motion.training.state import TrainingPosition
 
@@ -25,19 +26,6 @@ CONFIG_COPY = "train_fomm.yaml"
 TRAIN_LOG = "train_log.csv"
 VALIDATION_LOG = "validation.csv"
 TENSORBOARD_DIR = "tensorboard"
-# The generator side's terms, in log order (extra terms follow, by name).
-LOSS_TERMS = (
-    "reconstruction_l1",
-    "ssim",
-    "perceptual",
-    "equivariance_value",
-    "equivariance_jacobian",
-    "mask_balance",
-    "generator_gan",
-    "feature_matching",
-)
-# The discriminator's own loss: logged, not part of the generator's "loss".
-DISCRIMINATOR_TERM = "discriminator_gan"
 # still_l1: the same frames compared with the unchanged source frame, i.e. what showing no
 # motion at all scores. A model below it has learned motion; one above it only blurs.
 # keypoints_in_use: mean over the videos of losses.keypoints_in_use (keypoint collapse shows).

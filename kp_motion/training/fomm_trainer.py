@@ -36,9 +36,9 @@ from kp_motion.models.checkpoint import build_models, load_model, save_checkpoin
 from kp_motion.models.model_config import ModelConfig, load_profile
 from kp_motion.training import distributed
 from kp_motion.training.adversarial import AdversarialTraining
-from kp_motion.training.csv_log import DISCRIMINATOR_TERM, LossInterval, TrainingLogs
+from kp_motion.training.csv_log import LossInterval, TrainingLogs
 from kp_motion.training.full_model import FommTrainingModel
-from kp_motion.training.losses import keypoints_in_use, load_vgg19
+from kp_motion.training.losses import DISCRIMINATOR_TERM, keypoints_in_use, load_vgg19
 from kp_motion.training.settings import OptimizerSettings, TrainFommConfig
 from kp_motion.training.state import (
     CHECKPOINTS_DIR,

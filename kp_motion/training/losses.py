@@ -324,8 +324,8 @@ def keypoints_in_use(masks: torch.Tensor) -> int:
 # switches it on with a weight in `losses.extra: {name: weight}`. The core objective has no
 # branch for any of them (research/part_supervision registers its studies' terms this way).
 
-# Names the core objective logs itself; an extra term may not take one.
-CORE_TERMS = (
+# The generator side's terms, in log order (extra terms follow, by name).
+LOSS_TERMS = (
     "reconstruction_l1",
     "ssim",
     "perceptual",
@@ -334,8 +334,11 @@ CORE_TERMS = (
     "mask_balance",
     "generator_gan",
     "feature_matching",
-    "discriminator_gan",
 )
+# The discriminator's own loss: logged, not part of the generator's "loss".
+DISCRIMINATOR_TERM = "discriminator_gan"
+# Names the core objective logs itself; an extra term may not take one.
+CORE_TERMS = (*LOSS_TERMS, DISCRIMINATOR_TERM)
 
 
 @dataclass(frozen=True)

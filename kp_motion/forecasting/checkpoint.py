@@ -88,6 +88,16 @@ def write_checkpoint_files(
     return folder
 
 
+def read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint's weights file; a missing or unreadable file is one line."""
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"forecaster weights not found: {weights_path}")
+    try:
+        return load_file(str(weights_path))
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
+
+
 def _read_manifest(folder: Path) -> dict[str, Any]:
     manifest = config_io.load_yaml(folder / MANIFEST_NAME)
     version = manifest.get("format_version")
@@ -114,12 +124,7 @@ def load_model(
     settings = config_io.from_dict(settings_class, manifest["model"], f"{folder}: model")
     model = build_model(kind, settings)
     weights_path = folder / WEIGHTS_NAME
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"forecaster weights not found: {weights_path}")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError) as error:
-        raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
+    tensors = read_weights(weights_path)
     standardizer = Standardizer.from_state_tensors(tensors)
     parameters = {k: v for k, v in tensors.items() if k not in (MEAN_KEY, STD_KEY)}
     try:

@@ -33,8 +33,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from kp_motion import config as config_io
 from kp_motion.forecasting.base import Forecaster
@@ -216,16 +214,11 @@ def save_linear(
 
 
 def load_linear(folder: Path, manifest: dict[str, Any]) -> LinearForecaster:
-    from kp_motion.forecasting.checkpoint import WEIGHTS_NAME
+    from kp_motion.forecasting.checkpoint import WEIGHTS_NAME, read_weights
 
     settings = config_io.from_dict(LinearSettings, manifest["model"], f"{folder}: model")
     weights_path = folder / WEIGHTS_NAME
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"forecaster weights not found: {weights_path}")
-    try:
-        tensors = load_file(str(weights_path))
-    except (SafetensorError, OSError) as error:
-        raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
+    tensors = read_weights(weights_path)
     missing = [key for key in (COEFFICIENTS_KEY, FEATURE_SCALE_KEY) if key not in tensors]
     if missing:
         raise ValueError(f"{weights_path}: missing {', '.join(missing)}")

@@ -19,6 +19,16 @@ def test_overlay_marks_origin_with_a_border_colour():
         assert canvas[8, 8].any(), "keypoints at the centre are drawn"
 
 
+def test_overlay_survives_huge_finite_and_non_finite_positions():
+    frame = np.zeros((16, 16, 3), np.uint8)
+    positions = np.zeros((10, 2), np.float32)
+    positions[0] = (1e9, -1e9)  # finite, far outside the int32 pixel range once scaled
+    positions[1] = (np.nan, np.inf)
+    canvas = overlay_frame(frame, positions, int(Origin.DETECTED))
+    assert canvas.shape == frame.shape
+    assert canvas[8, 8].any(), "the other keypoints are still drawn"
+
+
 @pytest.fixture(scope="module")
 def animator_parts(tmp_path_factory):
     from kp_motion.models.checkpoint import load_model

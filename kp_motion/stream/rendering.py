@@ -20,13 +20,19 @@ ORIGIN_COLOURS = {
 }
 UNKNOWN_ORIGIN_COLOUR = (128, 128, 128)
 BORDER_PIXELS = 2
+# Keypoints are drawn in [-1, 1] image coordinates. A finite but huge position (a forecast
+# gone astray, a corrupt message) overflows OpenCV's int32 pixel coordinates; anything beyond
+# this bound lies off the canvas anyway, so positions are clipped to it before drawing.
+DRAW_LIMIT = 4.0
 
 
 def overlay_frame(rendered: np.ndarray, positions: np.ndarray, origin: int) -> np.ndarray:
     """The rendered frame with keypoints drawn and a border coloured by the frame's origin."""
     from kp_motion.models.animator import draw_keypoints
 
-    canvas = draw_keypoints(rendered, positions)
+    # NaN stays NaN through the clip and draw_keypoints skips it.
+    drawable = np.clip(np.asarray(positions, np.float64), -DRAW_LIMIT, DRAW_LIMIT)
+    canvas = draw_keypoints(rendered, drawable)
     colour = ORIGIN_COLOURS.get(origin, UNKNOWN_ORIGIN_COLOUR)
     b = BORDER_PIXELS
     canvas[:b], canvas[-b:], canvas[:, :b], canvas[:, -b:] = colour, colour, colour, colour

@@ -11,6 +11,7 @@ from ros_helpers import child_env, make_checkpoint, read_frames_record, run_cli,
 
 from conftest import REPO_ROOT
 from kp_motion.keypoints import Origin
+from kp_motion.stream.meters import ALL_FRAMES
 
 pytestmark = pytest.mark.ros
 
@@ -62,7 +63,7 @@ def test_reconstruction_graph_renders_every_frame_with_capture_stamps(tmp_path, 
     assert read_video(output / "overlay.mp4").shape[0] == frames
     assert report["network_messages"] == sum(is_transmitted(i, m, n) for i in range(frames))
     assert report["frames_predicted"] == frames - report["network_messages"]
-    assert report["latency_ms"]["all"]["count"] == frames
+    assert report["latency_ms"][ALL_FRAMES]["count"] == frames
     renderer_log = (output / "logs" / "renderer.log").read_text()
     assert "source image set" in renderer_log  # from the camera's latched first frame
 

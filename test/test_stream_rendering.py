@@ -96,3 +96,10 @@ def test_overlay_only_when_asked_and_with_the_frame_s_origin(animator_parts):
     without = plain.render(0, value, int(Origin.CONCEALED))
     assert without.overlay is None
     np.testing.assert_array_equal(rendered.image, without.image)  # the overlay changes nothing
+
+
+def test_a_source_smaller_than_the_model_is_upscaled_with_a_warning(animator_parts):
+    renderer = _renderer(animator_parts)
+    assert renderer.set_source(clip_frames(1)[0]) is None
+    note = renderer.set_source(np.full((1, 1, 3), 90, np.uint8))
+    assert note is not None and "the source image of 1x1 pixels is upscaled" in note

@@ -59,7 +59,8 @@ class KeypointDetectorNode(KpMotionNode):
         device = resolve_device(device_name)
         config, kp_detector, _ = checkpoints.load_model(folder, device)
         self.model_id = checkpoints.model_id(config, kp_detector)
-        detect = FrameDetector(kp_detector, config.image_size, device)
+        detect = FrameDetector(kp_detector, config.image_size, device,
+                               warn=self.get_logger().warning)
         # The first forward pass is slow (allocations, kernel selection): pay it before the
         # stream starts, not on its first frame.
         detect(np.zeros((*config.image_size, 3), np.uint8))

@@ -110,7 +110,9 @@ class RendererNode(KpMotionNode):
             raise StartupError(f"source_image: {error}") from None
 
     def _set_source(self, frame: np.ndarray) -> None:
-        self.stream.set_source(frame)
+        note = self.stream.set_source(frame)
+        if note:
+            self.get_logger().warning(note)
         self.has_source = True
         self.get_logger().info(f"source image set ({frame.shape[1]}x{frame.shape[0]})")
 

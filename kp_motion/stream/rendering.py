@@ -54,13 +54,17 @@ class StreamRenderer:
         self.last_frame_index: int | None = None
         self.rendered = 0
 
-    def set_source(self, frame: np.ndarray) -> None:
-        """A new source image (any size: it is fitted to the model); restarts the stream."""
+    def set_source(self, frame: np.ndarray) -> str | None:
+        """A new source image (any size: it is fitted to the model); restarts the stream.
+        Returns a warning to log when the image is smaller than the model (upscaled)."""
         from kp_motion.data.video_io import resize_frame, to_tensor
+        from kp_motion.stream.sender import upscale_note
 
+        note = upscale_note(frame.shape, self.animator.config.image_size, "the source image")
         frame = resize_frame(frame, self.animator.config.image_size)
         self.animator.set_source(to_tensor(frame))
         self.last_frame_index = None
+        return note
 
     def warm_up(self) -> None:
         """One render of a blank source, so that the first real frame is not the slow one."""

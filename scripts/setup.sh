@@ -80,8 +80,10 @@ if [ "$(cat "$stamps/colcon" 2>/dev/null)" != "$build_inputs_hash" ] ||
     cd "$root"
     export AMENT_PREFIX_PATH="$venv" CMAKE_PREFIX_PATH="$venv"
     export PATH="$venv/bin:$PATH"
+    # --cmake-force-configure: CMakeLists.txt lists scripts/nodes/* with file(GLOB) at configure
+    # time, so a new node executable is installed only when CMake configures again.
     "$venv/bin/colcon" --log-base log build --paths . --symlink-install \
-      --build-base build --install-base install \
+      --build-base build --install-base install --cmake-force-configure \
       --event-handlers console_cohesion- status- summary+ \
       --cmake-args -DPython3_EXECUTABLE="$venv/bin/python" -DBUILD_TESTING=OFF \
       -DPython3_NumPy_INCLUDE_DIR="$np_link" > log/colcon-last.txt 2>&1 ||

@@ -23,7 +23,6 @@ import time
 
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
-    KEYPOINT_QOS,
     KpMotionNode,
     configure_torch,
     exit_process,
@@ -37,6 +36,7 @@ from kp_motion.ros.conversions import (
     ns_to_stamp,
     stamp_to_ns,
 )
+from kp_motion.ros.qos import KEYPOINT_QOS
 from kp_motion.stream.receiving import KeypointReceiver
 
 

@@ -5,8 +5,11 @@
 the same arguments (`--ros-args -r __node:=NAME --params-file config/nodes.yaml -p ... -r ...`),
 and also:
 
-  * starts all nodes and waits for their ready lines (READY_MARKER); no node publishes before
-    its consumers are matched (the graph's wait_for_subscribers);
+  * runs in a private DDS domain with discovery on this machine unless the user set them
+    (kp_motion.ros.discovery);
+  * starts every node but the capture node (camera or sender), waits for their ready lines
+    (READY_MARKER), then starts the capture node: nobody waits for subscribers, the graph is
+    up before the first frame, and a clip's frames are kept for late readers (kp_motion.ros.qos);
   * records the receiver's outputs in this process (a small rclpy "sink" node): rendered and
     overlay videos, the full-rate keypoint stream and the capture stamps (frames.json);
   * notices the end of the clip (the camera exits with status 0), waits until the rendered
@@ -25,6 +28,7 @@ node) and kp_motion.ros.reports (report.json / report.md).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -32,10 +36,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kp_motion.names import RECEIVER, SENDER
+from kp_motion.names import RECEIVER
 from kp_motion.paths import config_path
+from kp_motion.ros import discovery
 from kp_motion.ros.commands import command_line
-from kp_motion.ros.graph import GraphOptions, NodeSpec, build_graph
+from kp_motion.ros.graph import (
+    CAPTURE_NODES,
+    SETTLE_S,
+    GraphOptions,
+    NodeSpec,
+    build_graph,
+    is_recorded_input,
+)
 from kp_motion.ros.parameters import NODES_CONFIG, node_defaults
 from kp_motion.ros.processes import NodeProcess, RunnerError
 from kp_motion.ros.recorder import Sink
@@ -50,7 +62,7 @@ __all__ = ["GraphRunner", "RunResult", "RunSettings", "RunnerError", "run_compar
 @dataclass
 class RunSettings:
     ready_timeout_s: float = 180.0  # per node, from its start to its ready line
-    settle_s: float = 3.0  # quiet time after the clip ends before stopping
+    settle_s: float = SETTLE_S  # quiet time after the clip ends before stopping
     timeout_s: float | None = None  # the whole run
     stop_timeout_s: float = 10.0  # per node, from SIGINT to SIGTERM
     echo: bool = False  # print every node log line (errors and warnings always are)
@@ -73,32 +85,36 @@ class GraphRunner:
             options,
             summary_path=options.summary_path or summary,
             exit_at_end=True if options.exit_at_end is None else options.exit_at_end,
-            recorder=True,
         )
         self.specs = build_graph(graph, self.options)
         self.processes: list[NodeProcess] = []
 
     def command_lines(self) -> list[tuple[NodeSpec, list[str]]]:
+        """Each node's argv; writes the parameter files they name into OUTPUT/parameters."""
         params_file = config_path(NODES_CONFIG)
-        return [(spec, command_line(spec, params_file)) for spec in self.specs]
+        folder = self.output_dir / "parameters"
+        return [(spec, command_line(spec, folder, params_file)) for spec in self.specs]
 
     def _log(self, text: str) -> None:
         print(f"[kp-motion graph] {text}", file=sys.stderr, flush=True)
 
     def _start_all(self, commands: list[tuple[NodeSpec, list[str]]], deadline: float) -> None:
-        """Start every node at once and wait for all their ready lines.
-
-        Starting them together is safe: no producer sends before all of its consumers are
-        matched (the graph's wait_for_subscribers), and a node subscribes to its input only
-        once it is ready, so the graph comes up from its downstream end by itself.
-        """
+        """Start every node but the capture node at once, wait for their ready lines, then
+        start the capture node and wait for it: each node subscribes to its input while it
+        starts, so the graph stands when the first frame is captured."""
         logs = self.output_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for spec, argv in commands:
-            process = NodeProcess(spec, argv, logs / f"{spec.name}.log", self.settings.echo)
-            self.processes.append(process)
+        capture = [(spec, argv) for spec, argv in commands if spec.name in CAPTURE_NODES]
+        rest = [(spec, argv) for spec, argv in commands if spec.name not in CAPTURE_NODES]
+        for group in (rest, capture):
+            started = [NodeProcess(spec, argv, logs / f"{spec.name}.log", self.settings.echo)
+                       for spec, argv in group]
+            self.processes += started
+            self._wait_ready(started, deadline)
+
+    def _wait_ready(self, waiting: list[NodeProcess], deadline: float) -> None:
         ready_by = min(deadline, time.monotonic() + self.settings.ready_timeout_s)
-        waiting = list(self.processes)
+        waiting = list(waiting)
         while waiting:
             time.sleep(0.05)
             for process in list(waiting):
@@ -118,7 +134,7 @@ class GraphRunner:
             raise process.failure(f"exited with status {process.process.returncode}")
 
     def _wait_for_end(self, sink: Sink | None, deadline: float) -> None:
-        camera = next((p for p in self.processes if p.name == "camera"), None)
+        camera = next((p for p in self.processes if p.name in CAPTURE_NODES), None)
         clip_ended_at: float | None = None
         while True:
             time.sleep(0.1)
@@ -160,9 +176,13 @@ class GraphRunner:
         started = time.monotonic()
         timeout = self.settings.timeout_s
         deadline = started + timeout if timeout else float("inf")
+        os.environ.update(discovery.private_defaults(os.environ))  # before any DDS participant
+        self._log(discovery.describe(os.environ))
         roles = {spec.role for spec in self.specs}
+        names = {spec.name for spec in self.specs}
         sink = Sink(self.output_dir, _stream_fps(self.options), RECEIVER in roles,
-                    SENDER in roles)
+                    "camera" in names, namespace=self.specs[0].namespace,
+                    clip=is_recorded_input(self.options.input))
         result = RunResult(self.graph, self.output_dir)
         previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         interrupted = False

@@ -28,13 +28,12 @@ from sensor_msgs.msg import Image
 
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
-    KEYPOINT_QOS,
-    RECORDER_QOS,
     KpMotionNode,
     exit_process,
     run_node,
 )
 from kp_motion.ros.conversions import stamp_to_ns
+from kp_motion.ros.qos import KEYPOINT_QOS, RECORDER_QOS
 from kp_motion.stream.meters import StreamStats
 
 

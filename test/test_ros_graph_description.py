@@ -414,3 +414,20 @@ def test_launch_files_with_the_real_launch_ros():
         assert f"exec='{spec.executable}'" in printed, "every node visible to ros2 launch -p"
     arguments = {a.name: a for a in description.get_launch_arguments()}
     assert arguments["role"].choices == ["sender", "receiver", "both"]
+
+
+def test_graph_runs_default_to_a_private_domain_and_localhost_discovery():
+    from kp_motion.ros import discovery
+
+    assert discovery.private_defaults({}) == {
+        "ROS_DOMAIN_ID": str(discovery.private_domain_id()),
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
+    assert 1 <= discovery.private_domain_id(0) <= 101
+    assert 1 <= discovery.private_domain_id(123456) <= 101
+    assert discovery.private_domain_id(0) != discovery.private_domain_id(1000)
+    # whatever the user set stays, including the older ROS_LOCALHOST_ONLY
+    chosen = {"ROS_DOMAIN_ID": "42", "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}
+    assert discovery.private_defaults(chosen) == {}
+    assert discovery.private_defaults({"ROS_LOCALHOST_ONLY": "1"}) == {
+        "ROS_DOMAIN_ID": str(discovery.private_domain_id())}
+    assert "domain 42, discovery SUBNET" in discovery.describe(chosen)

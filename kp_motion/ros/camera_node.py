@@ -27,6 +27,7 @@ from kp_motion.ros.common import (
     startup_errors,
 )
 from kp_motion.ros.conversions import array_to_image, ns_to_stamp
+from kp_motion.ros.graph import END_OF_CLIP_MARKER
 from kp_motion.ros.qos import CLIP_IMAGE_QOS, LATCHED_QOS, RELIABLE_IMAGE_QOS
 from kp_motion.stream.sources import Frames, open_source
 
@@ -107,7 +108,7 @@ class CameraNode(KpMotionNode):
             self.get_logger().error(f"no frames could be read from {self.settings['input']}")
             self.finish(1)
             return
-        self.get_logger().info(f"end of clip after {self.published} frames")
+        self.get_logger().info(f"{END_OF_CLIP_MARKER} {self.published} frames")
         if self.settings["exit_at_end"]:
             self.finish(0)
 

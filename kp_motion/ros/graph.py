@@ -53,6 +53,8 @@ from kp_motion.topics import GRAPH_TOPICS, check_namespace
 GRAPHS = MODES  # one graph per rendering mode
 # A node logs this line once it is subscribed to its input; the runner waits for it.
 READY_MARKER = "kp_motion node ready"
+# The capture node logs this line at the end of a clip (it stays alive unless exit_at_end).
+END_OF_CLIP_MARKER = "end of clip after"
 PACKAGE = "kp_motion"
 # The node that reads the input (a clip ends it): the runner starts it last, and its exit
 # ends a finite run.

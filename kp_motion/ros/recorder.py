@@ -40,6 +40,7 @@ class Sink:
         self.last_output = time.monotonic()
         self.errors: list[str] = []
         self.writers = {}
+        self.records_capture = record_sender
         if record_receiver:
             self.writers = {
                 "rendered": VideoWriter(output_dir / "rendered.mp4", fps),
@@ -102,7 +103,20 @@ class Sink:
 
         with self.lock:
             self.captured.append(stamp_to_ns(message.header.stamp))
-            self.last_output = time.monotonic()
+            if not self.writers:  # with a receiver, its outputs say when the graph is done
+                self.last_output = time.monotonic()
+
+    @property
+    def expects_output(self) -> bool:
+        """Whether anything is recorded at all (a sender node offers no image to record)."""
+        return bool(self.writers) or self.records_capture
+
+    def has_output(self) -> bool:
+        """Whether every stream recorded here (rendered frames, captured frames) has delivered
+        a frame yet: each reader has matched its writer."""
+        with self.lock:
+            return ((bool(self.rendered) or not self.writers)
+                    and (bool(self.captured) or not self.records_capture))
 
     def quiet_for(self) -> float:
         with self.lock:

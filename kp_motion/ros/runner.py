@@ -84,7 +84,9 @@ class GraphRunner:
         self.options = replace(
             options,
             summary_path=options.summary_path or summary,
-            exit_at_end=True if options.exit_at_end is None else options.exit_at_end,
+            # The capture node stays alive at the end of the clip, keeping its frames for a
+            # reader that matches late; the runner notices the end in its log and stops it.
+            exit_at_end=False,
         )
         self.specs = build_graph(graph, self.options)
         self.processes: list[NodeProcess] = []
@@ -100,8 +102,9 @@ class GraphRunner:
 
     def _start_all(self, commands: list[tuple[NodeSpec, list[str]]], deadline: float) -> None:
         """Start every node but the capture node at once, wait for their ready lines, then
-        start the capture node and wait for it: each node subscribes to its input while it
-        starts, so the graph stands when the first frame is captured."""
+        start the capture node and wait for it. Nobody waits for a subscriber count; this only
+        orders the start so that the graph stands before the first frame, and the QoS keeps
+        what a later match needs (discovery can take seconds on a busy machine)."""
         logs = self.output_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         capture = [(spec, argv) for spec, argv in commands if spec.name in CAPTURE_NODES]
@@ -127,6 +130,21 @@ class GraphRunner:
             if waiting and time.monotonic() > ready_by:
                 raise waiting[0].failure("did not report ready in time")
 
+    def _wait_for_first_frame(self, sink: Sink, deadline: float) -> None:
+        """Until the first frame has come through the graph to the recorder: a supervisor's
+        observation, not a gate (the nodes never wait). Discovery of the capture node can take
+        seconds on a busy machine; the frames it captured meanwhile are kept for the readers
+        (kp_motion.ros.qos) and flow once they match."""
+        if not sink.expects_output:
+            return
+        first_by = min(deadline, time.monotonic() + self.settings.ready_timeout_s)
+        while not sink.has_output():
+            if time.monotonic() > first_by:
+                raise RunnerError("no frame came through the graph within "
+                                  f"{self.settings.ready_timeout_s:g} s")
+            self._check_alive(None)
+            time.sleep(0.05)
+
     def _check_alive(self, camera: NodeProcess | None) -> None:
         for process in self.processes:
             if process is camera or process.alive():
@@ -134,23 +152,29 @@ class GraphRunner:
             raise process.failure(f"exited with status {process.process.returncode}")
 
     def _wait_for_end(self, sink: Sink | None, deadline: float) -> None:
+        """Until the clip has ended and the graph's outputs have been quiet for settle_s.
+
+        The capture node stays alive at the end of the clip (the runner sets exit_at_end
+        false), so its kept frames still reach a reader that matched it late; the run ends
+        once the rendered stream (the captured one without a receiver) has gone quiet."""
         camera = next((p for p in self.processes if p.name in CAPTURE_NODES), None)
         clip_ended_at: float | None = None
         while True:
             time.sleep(0.1)
             if time.monotonic() > deadline:
                 raise RunnerError(f"the graph did not finish within {self.settings.timeout_s} s")
-            if camera is not None and not camera.alive():
-                if camera.process.returncode != 0:
-                    raise camera.failure(f"exited with status {camera.process.returncode}")
-                if clip_ended_at is None:
-                    clip_ended_at = time.monotonic()
-                    self._log("end of clip; waiting for the last frames")
+            if camera is not None and not camera.alive() and camera.process.returncode != 0:
+                raise camera.failure(f"exited with status {camera.process.returncode}")
             self._check_alive(camera)
+            ended = camera is None or camera.input_ended.is_set() or not camera.alive()
+            if ended and clip_ended_at is None:
+                clip_ended_at = time.monotonic()
+                self._log("end of clip; waiting for the last frames")
             if clip_ended_at is None:
                 continue
-            quiet = sink.quiet_for() if sink is not None else time.monotonic() - clip_ended_at
-            if quiet >= self.settings.settle_s and time.monotonic() - clip_ended_at >= 0.5:
+            since_end = time.monotonic() - clip_ended_at
+            quiet = sink.quiet_for() if sink is not None else since_end
+            if quiet >= self.settings.settle_s and since_end >= 0.5:
                 return
 
     def _stop_all(self, interrupted: bool) -> dict[str, int | None]:
@@ -188,6 +212,7 @@ class GraphRunner:
         interrupted = False
         try:
             self._start_all(commands, deadline)
+            self._wait_for_first_frame(sink, deadline)
             self._log(f"running the {self.graph} graph ({', '.join(s.name for s in self.specs)})")
             self._wait_for_end(sink, deadline)
         except KeyboardInterrupt as stop:

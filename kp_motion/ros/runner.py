@@ -2,18 +2,19 @@
 
 `kp-motion graph reconstruction|transfer` comes here. For machines without `ros2 launch`
 (launch_ros is not on PyPI), the runner starts the same executables a launch file would, with
-the same arguments (`--ros-args -r __node:=NAME --params-file config/nodes.yaml -p ... -r ...`),
-and also:
+the same arguments (kp_motion.ros.commands), and also:
 
   * runs in a private DDS domain with discovery on this machine unless the user set them
     (kp_motion.ros.discovery);
   * starts every node but the capture node (camera or sender), waits for their ready lines
     (READY_MARKER), then starts the capture node: nobody waits for subscribers, the graph is
     up before the first frame, and a clip's frames are kept for late readers (kp_motion.ros.qos);
+    the run counts as started once every recorded stream has delivered a frame;
   * records the receiver's outputs in this process (a small rclpy "sink" node): rendered and
     overlay videos, the full-rate keypoint stream and the capture stamps (frames.json);
-  * notices the end of the clip (the camera exits with status 0), waits until the rendered
-    stream has been quiet for `settle_s`, then stops the nodes with SIGINT, upstream first
+  * notices the end of the clip (END_OF_CLIP_MARKER in the capture node's log; the node stays
+    alive, keeping its frames for late readers), waits until the rendered stream has been
+    quiet for `settle_s`, then stops the nodes with SIGINT, upstream first
     (SIGTERM, then SIGKILL, for a node that does not stop); Ctrl-C / SIGTERM stop it the same
     way;
   * fails with the node's name, status and last log lines when a node dies;

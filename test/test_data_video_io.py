@@ -246,3 +246,24 @@ def test_an_unwritable_output_folder_is_refused(tmp_path: Path) -> None:
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o700)
+
+
+def test_closing_a_video_whose_stream_never_opened_raises_nothing_more(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    import av
+
+    closed = []
+
+    class ContainerWithoutEncoder:
+        def add_stream(self, *args, **kwargs):
+            raise ValueError("no libx264 here")
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: ContainerWithoutEncoder())
+    writer = video_io.VideoWriter(tmp_path / "clip.mp4", fps=10)
+    with pytest.raises(ValueError, match="no libx264"):
+        writer.write(np.zeros((8, 8, 3), np.uint8))
+    writer.close()  # the one error above is all the user sees: no flush of a missing stream
+    assert closed == [True]

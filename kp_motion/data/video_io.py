@@ -380,6 +380,7 @@ class VideoWriter:
         if self._container is None:
             self._container = av.open(str(self.path), mode="w")
             rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = None
             self._stream = self._container.add_stream("libx264", rate=rate)
             self._stream.height, self._stream.width = frame.shape[:2]
             self._stream.pix_fmt = "yuv420p"
@@ -390,10 +391,13 @@ class VideoWriter:
 
     def close(self) -> None:
         if self._kind == "h264" and self._container is not None:
-            for packet in self._stream.encode():  # flush the encoder's delayed frames
-                self._container.mux(packet)
-            self._container.close()
-            self._container = None
+            container, self._container = self._container, None
+            try:
+                if self._stream is not None:  # a stream that failed to open has nothing queued
+                    for packet in self._stream.encode():  # flush the encoder's delayed frames
+                        container.mux(packet)
+            finally:
+                container.close()
         elif self._kind == "gif" and self._gif_frames:
             self._save_gif()
             self._gif_frames = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from rclpy.duration import Duration
 from sensor_msgs.msg import Image
 
 from kp_motion.ros.common import (
@@ -30,6 +31,8 @@ from kp_motion.ros.conversions import array_to_image, ns_to_stamp
 from kp_motion.ros.graph import END_OF_CLIP_MARKER
 from kp_motion.ros.qos import CLIP_IMAGE_QOS, LATCHED_QOS, RELIABLE_IMAGE_QOS
 from kp_motion.stream.sources import Frames, open_source
+
+ACK_WAIT_S = 5.0  # at most, per publisher, at the end of a clip with exit_at_end
 
 
 class CameraNode(KpMotionNode):
@@ -110,7 +113,15 @@ class CameraNode(KpMotionNode):
             return
         self.get_logger().info(f"{END_OF_CLIP_MARKER} {self.published} frames")
         if self.settings["exit_at_end"]:
+            # Reliable samples not yet acknowledged die with the process: let every reader
+            # that matched have them first.
+            for publisher in self.outputs():
+                publisher.wait_for_all_acked(Duration(seconds=ACK_WAIT_S))
             self.finish(0)
+
+    def outputs(self) -> list:
+        """The publishers whose last samples must reach their readers before an exit."""
+        return [p for p in (self.image_publisher, self.source_publisher) if p is not None]
 
 
 def main(args: list[str] | None = None) -> int:

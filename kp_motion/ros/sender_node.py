@@ -40,6 +40,9 @@ class SenderNode(CameraNode):
         transmit(self, self.keypoint_publisher, self.sender, frame, stamp,
                  self.settings["frame_id"])
 
+    def outputs(self) -> list:
+        return [*super().outputs(), self.keypoint_publisher]
+
     def on_exit(self) -> None:
         self.log_final(self.sender.summary())
 

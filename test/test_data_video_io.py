@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -66,12 +67,12 @@ def test_mp4_odd_size_is_padded_with_edge_pixels(tmp_path: Path) -> None:
     assert mean_abs_diff(decoded[:, 31, :45], frames[:, 30]) < 8.0
 
 
-def test_png_folder_round_trip_is_exact_and_replaces_stale_frames(tmp_path: Path) -> None:
+def test_png_folder_round_trip_is_exact_and_replaces_its_own_stale_frames(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, size=(6, 17, 23, 3), dtype=np.uint8)
     folder = tmp_path / "frames"
     video_io.write_video(folder, frames)
-    assert sorted(p.name for p in folder.iterdir())[:2] == ["000000.png", "000001.png"]
+    assert [p.name for p in video_io.list_frame_files(folder)][:2] == ["000000.png", "000001.png"]
     np.testing.assert_array_equal(video_io.read_video(folder), frames)
     # A shorter second write must not leave the old frames 3..5 behind.
     video_io.write_video(folder, frames[:3])
@@ -205,3 +206,64 @@ def test_tensor_conversions() -> None:
     assert list(video_io.from_tensor(out_of_range)[0, 0, 0]) == [0, 128, 255]
     with pytest.raises(ValueError):
         video_io.from_tensor(torch.zeros(2, 4, 5, 5))
+
+
+def test_frame_folder_output_keeps_frames_it_did_not_write(tmp_path: Path) -> None:
+    folder = tmp_path / "holiday"
+    folder.mkdir()
+    users_frame = folder / "000000.png"
+    users_frame.write_bytes(b"the user's own picture")
+    with pytest.raises(ValueError, match="did not write"):
+        video_io.write_video(folder, np.zeros((2, 8, 8, 3), np.uint8))
+    assert users_frame.read_bytes() == b"the user's own picture"
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.gif", "frames"])
+def test_an_output_under_a_file_is_refused_before_writing(tmp_path: Path, name: str) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        video_io.check_output(blocker / name)
+    with pytest.raises(ValueError, match="is a file"):
+        video_io.VideoWriter(blocker / name)
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_video_output_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        video_io.check_output(tmp_path / "clip.mp4")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_an_unwritable_output_folder_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="cannot write"):
+            video_io.check_output(locked / "out.mp4")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_closing_a_video_whose_stream_never_opened_raises_nothing_more(tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    import av
+
+    closed = []
+
+    class ContainerWithoutEncoder:
+        def add_stream(self, *args, **kwargs):
+            raise ValueError("no libx264 here")
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: ContainerWithoutEncoder())
+    writer = video_io.VideoWriter(tmp_path / "clip.mp4", fps=10)
+    with pytest.raises(ValueError, match="no libx264"):
+        writer.write(np.zeros((8, 8, 3), np.uint8))
+    writer.close()  # the one error above is all the user sees: no flush of a missing stream
+    assert closed == [True]

@@ -30,7 +30,7 @@ PUBLISHER = textwrap.dedent(
     from rclpy.duration import Duration
     from sensor_msgs.msg import Image
     from kp_motion.msg import Keypoint60
-    from kp_motion.ros.common import RELIABLE_IMAGE_QOS, KEYPOINT_QOS
+    from kp_motion.ros.qos import RELIABLE_IMAGE_QOS, KEYPOINT_QOS
     from kp_motion.ros.conversions import array_to_image, keypoints_to_message, ns_to_stamp
 
     rclpy.init()
@@ -82,7 +82,7 @@ def test_bag_record_then_play_gives_the_same_messages(tmp_path, ros_env, storage
     from sensor_msgs.msg import Image
 
     from kp_motion.msg import Keypoint60
-    from kp_motion.ros.common import KEYPOINT_QOS, RELIABLE_IMAGE_QOS
+    from kp_motion.ros.qos import KEYPOINT_QOS, RELIABLE_IMAGE_QOS
 
     env = child_env(ros_env)
     bag_path = tmp_path / "bag"

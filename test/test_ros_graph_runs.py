@@ -11,6 +11,7 @@ from ros_helpers import child_env, make_checkpoint, read_frames_record, run_cli,
 
 from conftest import REPO_ROOT
 from kp_motion.keypoints import Origin
+from kp_motion.stream.meters import ALL_FRAMES
 
 pytestmark = pytest.mark.ros
 
@@ -62,7 +63,7 @@ def test_reconstruction_graph_renders_every_frame_with_capture_stamps(tmp_path, 
     assert read_video(output / "overlay.mp4").shape[0] == frames
     assert report["network_messages"] == sum(is_transmitted(i, m, n) for i in range(frames))
     assert report["frames_predicted"] == frames - report["network_messages"]
-    assert report["latency_ms"]["all"]["count"] == frames
+    assert report["latency_ms"][ALL_FRAMES]["count"] == frames
     renderer_log = (output / "logs" / "renderer.log").read_text()
     assert "source image set" in renderer_log  # from the camera's latched first frame
 
@@ -147,12 +148,13 @@ def test_a_node_that_fails_at_start_up_stops_the_graph_with_its_reason(tmp_path,
     (checkpoint / "model.yaml").write_text("name: broken\n")
     (checkpoint / "weights.safetensors").write_bytes(b"not safetensors")
     clip = write_clip(tmp_path / "clip", 4)
-    # The sender's side only (camera + detector): fewer processes, the same failure path.
+    # The sender's side only (the sender node: capture + detection): one process, the same
+    # failure path.
     result = run_cli(["graph", "reconstruction", "--role", "sender", "--input", str(clip),
                       "--checkpoint", str(checkpoint), "--device", "cpu",
                       "--output", str(tmp_path / "out")], child_env(ros_env), REPO_ROOT, 120)
     assert result.returncode == 2
-    assert "kp-motion graph: error: node keypoint_detector exited with status 2 during start-up" \
+    assert "kp-motion graph: error: node sender exited with status 2 during start-up" \
         in result.stderr
     assert "cannot start" in result.stderr and str(checkpoint) in result.stderr  # its log tail
     assert not (tmp_path / "out" / "report.json").exists()

@@ -23,7 +23,8 @@ def _start(spec, env, log_dir):
     from kp_motion.ros.commands import command_line
     from kp_motion.ros.processes import NodeProcess
 
-    return NodeProcess(spec, command_line(spec), log_dir / f"{spec.name}.log", env=env)
+    return NodeProcess(spec, command_line(spec, log_dir / "parameters"),
+                       log_dir / f"{spec.name}.log", env=env)
 
 
 def _wait_ready(processes, timeout_s=MODEL_WAIT_S):
@@ -83,9 +84,9 @@ def test_malformed_input_is_logged_and_skipped_and_nodes_keep_serving(tmp_path, 
 
     from kp_motion.models.checkpoint import load_model, model_id
     from kp_motion.msg import Keypoint60
-    from kp_motion.ros.common import KEYPOINT_QOS, RELIABLE_IMAGE_QOS, RENDERED_QOS
     from kp_motion.ros.conversions import array_to_image, keypoints_to_message, ns_to_stamp
     from kp_motion.ros.graph import NodeSpec
+    from kp_motion.ros.qos import CLIP_IMAGE_QOS, KEYPOINT_QOS, RENDERED_QOS
 
     checkpoint = make_checkpoint(tmp_path / "model")
     identifier = model_id(*load_model(checkpoint)[:2])
@@ -110,7 +111,8 @@ def test_malformed_input_is_logged_and_skipped_and_nodes_keep_serving(tmp_path, 
         probe.listen(Keypoint60, "/t/detected", KEYPOINT_QOS)
         probe.listen(Keypoint60, "/t/full", KEYPOINT_QOS)
         probe.listen(Image, "/t/rendered", RENDERED_QOS)
-        images = probe.node.create_publisher(Image, "/t/image", RELIABLE_IMAGE_QOS)
+        # a clip's camera (the detector has reliable_images)
+        images = probe.node.create_publisher(Image, "/t/image", CLIP_IMAGE_QOS)
         network = probe.node.create_publisher(Keypoint60, "/t/network", KEYPOINT_QOS)
         render_in = probe.node.create_publisher(Keypoint60, "/t/render_in", KEYPOINT_QOS)
         _wait_ready(processes)
@@ -180,9 +182,10 @@ def test_start_up_errors_exit_non_zero_with_one_readable_line(tmp_path, ros_env)
          "is not one of"),
     ]
     env = child_env(ros_env)
-    processes = [subprocess.Popen(command_line(spec), env=env, cwd=REPO_ROOT, text=True,
+    processes = [subprocess.Popen(command_line(spec, tmp_path / f"parameters{index}"), env=env,
+                                  cwd=REPO_ROOT, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for spec, _ in cases]
+                 for index, (spec, _) in enumerate(cases)]
     for process, (spec, complaint) in zip(processes, cases, strict=True):
         stdout, stderr = process.communicate(timeout=MODEL_WAIT_S)
         errors = [line for line in (stdout + stderr).splitlines() if "[ERROR]" in line]
@@ -211,7 +214,7 @@ def test_a_signal_stops_a_node_cleanly_and_stats_writes_its_summary(tmp_path, ro
         probe.close()
     status = probe.received["/diagnostics"][0].status[0]
     assert status.name == "kp_motion: stream"
-    assert {"network_bytes_per_second", "latency_mean_ms", "frames_concealed"} <= {
+    assert {"network_bytes_per_second", "latency_detected_mean_ms", "frames_concealed"} <= {
         pair.key for pair in status.values}
     process.process.send_signal(stop_signal)
     assert process.process.wait(30) == 0
@@ -220,14 +223,14 @@ def test_a_signal_stops_a_node_cleanly_and_stats_writes_its_summary(tmp_path, ro
     assert READY_MARKER in (tmp_path / "stats.log").read_text()
 
 
-def test_renderer_takes_keypoints_only_once_both_its_outputs_are_watched(tmp_path, ros_env):
+def test_the_deprecated_wait_parameters_still_hold_the_renderer_and_say_so(tmp_path, ros_env):
     from sensor_msgs.msg import Image
 
     from kp_motion.models.checkpoint import load_model, model_id
     from kp_motion.msg import Keypoint60
-    from kp_motion.ros.common import KEYPOINT_QOS, RENDERED_QOS
     from kp_motion.ros.conversions import keypoints_to_message, ns_to_stamp
     from kp_motion.ros.graph import NodeSpec
+    from kp_motion.ros.qos import KEYPOINT_QOS, RENDERED_QOS
 
     checkpoint = make_checkpoint(tmp_path / "model")
     identifier = model_id(*load_model(checkpoint)[:2])
@@ -262,3 +265,6 @@ def test_renderer_takes_keypoints_only_once_both_its_outputs_are_watched(tmp_pat
         probe.close()
         code = process.stop(10.0)
     assert code == 0
+    log = (tmp_path / "renderer.log").read_text()
+    assert "parameter wait_for_subscribers=1 is deprecated" in log
+    assert "parameter wait_for_overlay_subscribers=1 is deprecated" in log

@@ -83,21 +83,21 @@ def test_argparse_flags_come_from_the_table():
 
 
 def test_launch_arguments_come_from_the_table():
-    arguments = {name: (default, description)
-                 for name, default, description in table.launch_arguments()}
+    arguments = {argument["name"]: argument for argument in table.launch_arguments()}
     assert list(arguments) == [option.name for option in table.GRAPH_OPTIONS]
     for option in table.GRAPH_OPTIONS:
-        default, description = arguments[option.name]
-        assert description.startswith(option.help)
-        assert all(choice in description for choice in option.allowed)
-        assert description == table.help_text(option) + (
-            f"; one of {', '.join(option.allowed)}" if option.allowed else "")
+        argument = arguments[option.name]
+        assert argument["description"] == table.help_text(option)
+        assert argument.get("choices", []) == (
+            list(option.allowed) or (["true", "false"] if option.type is bool else []))
+        default = option.config_default()
+        if default == "":
+            assert argument["default_value"] == ""
+        else:  # the real default, which the option's parser reads back
+            assert table.parse_option(option.name, argument["default_value"]) == default
         if option.param is not None:
-            assert default == "", "empty = the node's config/nodes.yaml default"
-            assert f"(default {table.as_text(option.config_default())} in config/nodes.yaml" \
-                in description
-        else:
-            assert table.parse_option(option.name, default) == option.default
+            assert f"(default {table.as_text(default)} in config/nodes.yaml" \
+                in argument["description"]
 
 
 def test_an_option_sets_its_parameter_on_every_node_that_declares_it():
@@ -105,9 +105,10 @@ def test_an_option_sets_its_parameter_on_every_node_that_declares_it():
     chosen = dict(input="clip", source_image="face.png", forecaster="hold-last",
                   forecaster_path="f", m=2, n=1, fps=10.0, device="cpu", checkpoint="c",
                   width=64, height=48, max_frames=5, drop_probability=0.1, drop_seed=3,
-                  summary_path="s.json", exit_at_end=True)
+                  summary_path="s.json", exit_at_end=True, publish_images=True)
     assert set(chosen) == {o.name for o in table.GRAPH_OPTIONS if o.param is not None}
-    specs = {spec.name: spec for spec in build_graph("transfer", table.GraphOptions(**chosen))}
+    specs = {spec.name: spec for role in ("both", "sender")
+             for spec in build_graph("transfer", table.GraphOptions(**chosen, role=role))}
     for option in table.GRAPH_OPTIONS:
         if option.param is None:
             continue
@@ -118,22 +119,24 @@ def test_an_option_sets_its_parameter_on_every_node_that_declares_it():
                 assert (node, option.param.name) in targets
                 assert specs[node].parameters[option.param.name] == chosen[option.name]
     m_nodes = {node for node, _ in table.OPTIONS_BY_NAME["m"].targets()}
-    assert m_nodes == {"keypoint_detector", "forecaster", "stats"}
+    assert m_nodes == {"keypoint_detector", "sender", "forecaster", "stats"}
 
 
 def test_every_node_parameter_the_graph_sets_is_declared():
     declared = {node: {p.name for p in params} for node, params in NODE_PARAMETERS.items()}
-    options = table.GraphOptions(input="clip", source_image="face.png", recorder=True,
-                                 exit_at_end=True, summary_path="s.json")
-    for graph in MODES:
-        graph_options = options if graph == "transfer" else table.GraphOptions(input="clip")
-        for spec in build_graph(graph, graph_options):
-            assert set(spec.parameters) <= declared[spec.name], (graph, spec.name)
+    for role in ("both", "sender", "receiver"):
+        options = table.GraphOptions(input="clip", source_image="face.png", namespace="r1",
+                                     exit_at_end=True, summary_path="s.json", role=role)
+        for graph in MODES:
+            graph_options = options if graph == "transfer" else table.GraphOptions(
+                input="clip", role=role)
+            for spec in build_graph(graph, graph_options):
+                assert set(spec.parameters) <= declared[spec.name], (graph, spec.name)
 
 
 def test_launch_text_is_typed_by_the_table_with_one_line_errors():
     options = table.options_from_strings({"m": "4", "fps": "30", "exit_at_end": "true",
-                                          "input": "", "recorder": "false"})
+                                          "input": "", "namespace": ""})
     assert (options.m, options.fps, options.exit_at_end, options.input) == (4, 30.0, True, None)
     with pytest.raises(ValueError, match="graph option m: 'four' is not an integer"):
         table.options_from_strings({"m": "four"})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kp_motion.stream.meters import ALL_FRAMES
+
 pytestmark = pytest.mark.ros
 
 
@@ -106,9 +108,11 @@ def _node_classes():
     from kp_motion.ros.forecaster_node import ForecasterNode
     from kp_motion.ros.keypoint_detector_node import KeypointDetectorNode
     from kp_motion.ros.renderer_node import RendererNode
+    from kp_motion.ros.sender_node import SenderNode
     from kp_motion.ros.stats_node import StatsNode
 
-    return [CameraNode, KeypointDetectorNode, ForecasterNode, RendererNode, StatsNode]
+    return [CameraNode, KeypointDetectorNode, SenderNode, ForecasterNode, RendererNode,
+            StatsNode]
 
 
 def test_every_node_declares_exactly_its_table_entry():
@@ -186,9 +190,9 @@ def test_the_runner_sink_keeps_every_frame_while_its_callbacks_are_held_up(tmp_p
     from rclpy.duration import Duration
     from sensor_msgs.msg import Image
 
-    from kp_motion.ros.common import RELIABLE_IMAGE_QOS
-    from kp_motion.ros.graph import TOPICS
+    from kp_motion.ros.qos import RELIABLE_IMAGE_QOS
     from kp_motion.ros.recorder import Sink
+    from kp_motion.topics import TOPICS
 
     sink = Sink(tmp_path, 20.0, record_receiver=False, record_sender=True)
     context = rclpy.Context()
@@ -262,9 +266,9 @@ def test_the_detector_keeps_every_clip_frame_while_its_callback_is_held_up(tmp_p
     from sensor_msgs.msg import Image
 
     from kp_motion.msg import Keypoint60
-    from kp_motion.ros.common import KEYPOINT_QOS, RELIABLE_IMAGE_QOS
     from kp_motion.ros.conversions import array_to_image, ns_to_stamp
     from kp_motion.ros.keypoint_detector_node import KeypointDetectorNode
+    from kp_motion.ros.qos import CLIP_IMAGE_QOS, KEYPOINT_QOS
 
     checkpoint = make_checkpoint(tmp_path / "model")
     received = []
@@ -276,7 +280,7 @@ def test_the_detector_keeps_every_clip_frame_while_its_callback_is_held_up(tmp_p
         clip.create_subscription(Keypoint60, "keypoints",
                                  lambda message: received.append(message.frame_index),
                                  KEYPOINT_QOS)
-        images = clip.create_publisher(Image, "image", RELIABLE_IMAGE_QOS)
+        images = clip.create_publisher(Image, "image", CLIP_IMAGE_QOS)
         executor = SingleThreadedExecutor()
         executor.add_node(detector)
         executor.add_node(clip)
@@ -296,7 +300,7 @@ def test_the_stats_node_counts_every_rendered_frame_while_its_callback_is_held_u
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from kp_motion.ros.common import RENDERED_QOS
+    from kp_motion.ros.qos import RENDERED_QOS
     from kp_motion.ros.stats_node import StatsNode
 
     try:
@@ -312,4 +316,78 @@ def test_the_stats_node_counts_every_rendered_frame_while_its_callback_is_held_u
         counted = stats.summary()["rendered"]
     finally:
         rclpy.try_shutdown()
-    assert counted["frames"] == len(frames) and counted["latency"]["all"]["count"] == len(frames)
+    assert counted["frames"] == len(frames)
+    assert counted["latency"][ALL_FRAMES]["count"] == len(frames)
+
+
+def test_a_late_recorder_in_a_namespace_still_gets_a_clips_frames(tmp_path, ros_env):
+    """Nobody waits for the recorder: a clip's camera keeps its frames (transient local), and
+    the runner's recorder, started after they were sent, in the graph's namespace, records
+    them all; a graph in another namespace is not heard."""
+    import time
+
+    import rclpy
+    from sensor_msgs.msg import Image
+
+    from kp_motion.ros.qos import CLIP_IMAGE_QOS
+    from kp_motion.ros.recorder import Sink
+    from kp_motion.topics import resolved
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("camera_stand_in", context=context)
+        ours = node.create_publisher(Image, resolved("image", "robot1"), CLIP_IMAGE_QOS)
+        theirs = node.create_publisher(Image, resolved("image", "robot2"), CLIP_IMAGE_QOS)
+        frames = 20
+        for index in range(frames):
+            ours.publish(_tiny_image(1_000_000_000 + index))
+            theirs.publish(_tiny_image(5_000_000_000 + index))
+        sink = Sink(tmp_path, 20.0, record_receiver=False, record_sender=True,
+                    namespace="/robot1", clip=True)
+        deadline = time.monotonic() + 30
+        while len(sink.captured) < frames and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # anything from robot2 would have arrived by now
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+        record = sink.close(tmp_path)
+    assert record["captured_stamps_ns"] == [1_000_000_000 + i for i in range(frames)]
+
+
+def test_the_readme_qos_table_is_the_code_s():
+    from conftest import REPO_ROOT
+    from kp_motion.ros.qos import qos_table_markdown
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "\n".join(qos_table_markdown()) in readme
+
+
+def test_a_deprecated_wait_parameter_set_warns_and_an_unset_one_does_not(ros_env, monkeypatch):
+    import rclpy
+
+    from kp_motion.ros.common import KpMotionNode
+    from kp_motion.ros.forecaster_node import ForecasterNode
+
+    warnings: list[str] = []
+
+    class Logger:
+        def warning(self, text, **_):
+            warnings.append(text)
+
+        def info(self, text, **_):
+            pass
+
+    monkeypatch.setattr(KpMotionNode, "get_logger", lambda self: Logger())
+    for wait, expected in (("0", 0), ("2", 1)):
+        warnings.clear()
+        try:
+            _node_in_process(ForecasterNode, {"forecaster": "hold-last",
+                                              "wait_for_subscribers": wait})
+        finally:
+            rclpy.try_shutdown()
+        deprecated = [text for text in warnings if "deprecated" in text]
+        assert len(deprecated) == expected, warnings
+    assert "wait_for_subscribers=2 is deprecated" in deprecated[0]
+    assert "QoS" in deprecated[0]

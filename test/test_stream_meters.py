@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from kp_motion.keypoints import Origin
-from kp_motion.stream.meters import IndexGaps, RateMeter, StreamStats, latency_summary
+from kp_motion.stream.meters import (
+    ALL_FRAMES,
+    IndexGaps,
+    RateMeter,
+    StreamStats,
+    latency_summary,
+)
 
 
 def test_rate_meter_counts_the_intervals_between_arrivals():
@@ -50,7 +56,25 @@ def test_stream_stats_split_latency_by_the_origin_of_each_stamp():
     assert summary["network"]["bytes_per_stream_second"] == pytest.approx(4 * 312 / 0.3)
     assert summary["network"]["frames_lost"] == 0
     latency = summary["rendered"]["latency"]
-    assert latency["all"]["count"] == 3 and latency["predicted"]["count"] == 1
-    assert latency["all"]["mean_ms"] == pytest.approx(5.0)
+    assert latency[ALL_FRAMES]["count"] == 3 and latency["predicted"]["count"] == 1
+    assert latency[ALL_FRAMES]["mean_ms"] == pytest.approx(5.0)
     assert summary["rejected"] == {"unknown origin": 1}
     assert summary["schedule"] == {"m": 1, "n": 1}
+
+
+def test_forecast_frames_negative_latencies_are_named_not_mixed_silently():
+    stats = StreamStats(fps=10.0, m=1, n=1)
+    assert stats.on_full(int(Origin.DETECTED), 1_000_000_000)
+    assert stats.on_full(int(Origin.PREDICTED), 1_100_000_000)  # extrapolated stamp
+    stats.on_rendered(1_000_000_000, 1_030_000_000)  # 30 ms after capture
+    stats.on_rendered(1_100_000_000, 1_050_000_000)  # rendered before its "capture" time
+    rendered = stats.summary()["rendered"]
+    latency = rendered["latency"]
+    assert "all" not in latency, "an unqualified 'all' hides the forecast frames' stamps"
+    assert latency["detected"] == pytest.approx(
+        {"count": 1, "negative": 0, "mean_ms": 30.0, "p50_ms": 30.0, "p95_ms": 30.0,
+         "max_ms": 30.0})
+    assert latency["predicted"]["negative"] == 1
+    assert latency[ALL_FRAMES]["count"] == 2 and latency[ALL_FRAMES]["negative"] == 1
+    assert latency[ALL_FRAMES]["mean_ms"] == pytest.approx(-10.0)
+    assert "negative" in rendered["latency_note"] and ALL_FRAMES in rendered["latency_note"]

@@ -19,6 +19,16 @@ def test_overlay_marks_origin_with_a_border_colour():
         assert canvas[8, 8].any(), "keypoints at the centre are drawn"
 
 
+def test_overlay_survives_huge_finite_and_non_finite_positions():
+    frame = np.zeros((16, 16, 3), np.uint8)
+    positions = np.zeros((10, 2), np.float32)
+    positions[0] = (1e9, -1e9)  # finite, far outside the int32 pixel range once scaled
+    positions[1] = (np.nan, np.inf)
+    canvas = overlay_frame(frame, positions, int(Origin.DETECTED))
+    assert canvas.shape == frame.shape
+    assert canvas[8, 8].any(), "the other keypoints are still drawn"
+
+
 @pytest.fixture(scope="module")
 def animator_parts(tmp_path_factory):
     from kp_motion.models.checkpoint import load_model
@@ -86,3 +96,10 @@ def test_overlay_only_when_asked_and_with_the_frame_s_origin(animator_parts):
     without = plain.render(0, value, int(Origin.CONCEALED))
     assert without.overlay is None
     np.testing.assert_array_equal(rendered.image, without.image)  # the overlay changes nothing
+
+
+def test_a_source_smaller_than_the_model_is_upscaled_with_a_warning(animator_parts):
+    renderer = _renderer(animator_parts)
+    assert renderer.set_source(clip_frames(1)[0]) is None
+    note = renderer.set_source(np.full((1, 1, 3), 90, np.uint8))
+    assert note is not None and "the source image of 1x1 pixels is upscaled" in note

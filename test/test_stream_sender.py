@@ -84,3 +84,18 @@ def test_frame_detector_gives_the_model_s_values_for_any_frame_size(tmp_path):
     assert values.shape == (NUM_VALUES,) and np.isfinite(values).all()
     larger = np.repeat(np.repeat(frame, 2, axis=0), 2, axis=1)  # resized back to SIZE
     assert larger.shape[0] == 2 * SIZE and detect(larger).shape == (NUM_VALUES,)
+
+
+def test_frame_detector_warns_once_per_size_when_it_upscales_a_tiny_input(tmp_path):
+    from kp_motion.models.checkpoint import load_model
+
+    config, kp_detector, _ = load_model(make_checkpoint(tmp_path / "model"))
+    warnings: list[str] = []
+    detect = FrameDetector(kp_detector, config.image_size, "cpu", warn=warnings.append)
+    detect(clip_frames(1)[0])  # the model's own size: nothing to say
+    assert warnings == []
+    one_pixel = np.full((1, 1, 3), 200, np.uint8)
+    for _ in range(3):
+        assert detect(one_pixel).shape == (NUM_VALUES,)
+    assert len(warnings) == 1
+    assert f"1x1 pixels is upscaled to the model's {SIZE}x{SIZE}" in warnings[0]

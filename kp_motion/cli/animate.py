@@ -123,6 +123,8 @@ def check_arguments(args: argparse.Namespace) -> None:
             )
         if Path(output).resolve() == Path(args.driving).resolve():
             raise ValueError(f"{option} would overwrite the driving video {args.driving}")
+        # An unwritable path must fail now, in one line, not after the whole render.
+        video_io.check_output(output)
 
 
 def check_model_arguments(args: argparse.Namespace) -> None:

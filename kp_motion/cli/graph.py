@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="give up after this many seconds")
     parser.add_argument("--verbose", action="store_true", help="print every node log line")
     parser.add_argument("--print-commands", action="store_true",
-                        help="print the node command lines and exit")
+                        help="print the node command lines (writing the parameter files "
+                        "they name into OUTPUT/parameters) and exit")
 
 
 def require_ros() -> None:

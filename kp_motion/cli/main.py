@@ -8,7 +8,8 @@ A command module defines
 and imports heavy dependencies (torch, cv2, rclpy) inside run(), so --help stays fast.
 
 Errors meant for the user are raised as CliError (or FileNotFoundError / ValueError) and
-printed as one line; the command then exits with status 2.
+printed as one line; the command then exits with status 2. Any other OSError (a full disk, a
+permission) is printed the same way, without a traceback.
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except (CliError, FileNotFoundError, ValueError) as error:
         print(f"kp-motion {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. a disk that filled up or a permission lost mid-run
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"kp-motion {args.command}: error: {error.strerror or error}{where}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("kp-motion: interrupted", file=sys.stderr)

@@ -40,6 +40,9 @@ H264_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")
 DEFAULT_FPS = 25.0
 # Folder outputs are named by frame index; this pattern finds stale frames from an older write.
 _FRAME_FILE_PATTERN = re.compile(r"^\d{6}\.png$")
+# A folder output holds this marker: its NNNNNN.png files were written by a VideoWriter, so a
+# later write may replace them. Frame files in a folder without it are the user's: refused.
+FRAMES_MARKER = ".kp_motion-frames"
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,19 +340,17 @@ class VideoWriter:
                 f"{self.path}: cannot write {suffix!r} videos "
                 f"(use {', '.join(H264_SUFFIXES)}, .gif or a folder path without suffix)"
             )
+        check_output(self.path)
         if self._kind == "folder":
             self._prepare_folder()
-        elif not self.path.parent.exists():
-            raise FileNotFoundError(f"output folder not found: {self.path.parent}")
 
     def _prepare_folder(self) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"{self.path}: exists and is not a folder")
         self.path.mkdir(parents=True, exist_ok=True)
-        # Frames left by an earlier, longer write would be read back as part of this video.
-        for stale in self.path.iterdir():
-            if _FRAME_FILE_PATTERN.match(stale.name):
-                stale.unlink()
+        # Frames left by an earlier, longer write would be read back as part of this video;
+        # check_output has refused a folder whose frame files this writer did not write.
+        for stale in _frame_files(self.path):
+            stale.unlink()
+        (self.path / FRAMES_MARKER).write_text("frames written by kp_motion's VideoWriter\n")
 
     def write(self, frame: np.ndarray) -> None:
         frame = as_rgb_frame(frame, where=f"{self.path} frame {self.count}")
@@ -379,6 +380,7 @@ class VideoWriter:
         if self._container is None:
             self._container = av.open(str(self.path), mode="w")
             rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = None
             self._stream = self._container.add_stream("libx264", rate=rate)
             self._stream.height, self._stream.width = frame.shape[:2]
             self._stream.pix_fmt = "yuv420p"
@@ -389,10 +391,13 @@ class VideoWriter:
 
     def close(self) -> None:
         if self._kind == "h264" and self._container is not None:
-            for packet in self._stream.encode():  # flush the encoder's delayed frames
-                self._container.mux(packet)
-            self._container.close()
-            self._container = None
+            container, self._container = self._container, None
+            try:
+                if self._stream is not None:  # a stream that failed to open has nothing queued
+                    for packet in self._stream.encode():  # flush the encoder's delayed frames
+                        container.mux(packet)
+            finally:
+                container.close()
         elif self._kind == "gif" and self._gif_frames:
             self._save_gif()
             self._gif_frames = []
@@ -412,6 +417,64 @@ class VideoWriter:
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         self.close()
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return [entry for entry in folder.iterdir() if _FRAME_FILE_PATTERN.match(entry.name)]
+
+
+def _probe_writable(path: Path) -> None:
+    """OSError unless `path` can be opened for writing. A file this creates is removed again;
+    an existing file is opened for appending, which changes nothing."""
+    existed = path.exists()
+    with open(path, "ab"):
+        pass
+    if not existed:
+        path.unlink()
+
+
+def check_output(path: str | Path) -> None:
+    """One readable error (ValueError / FileNotFoundError) unless a VideoWriter could write
+    `path`: checked before any work, so that a bad output fails before a long render.
+
+    A video or gif needs an existing, writable parent folder and must not be a folder; a
+    frame folder must not be a file, and may only hold NNNNNN.png files a VideoWriter wrote.
+    """
+    path = Path(path)
+    if path.suffix == "":
+        _check_frame_folder(path)
+        return
+    parent = path.parent
+    if not parent.exists():
+        raise FileNotFoundError(f"output folder not found: {parent}")
+    if not parent.is_dir():
+        raise ValueError(f"{path}: cannot write there, {parent} is a file, not a folder")
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give a file name such as {path}.mp4")
+    try:
+        _probe_writable(path)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot write ({error.strerror})") from None
+
+
+def _check_frame_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path}: exists and is not a folder")
+    existing = next((p for p in [path, *path.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"{path}: cannot create it, {existing} is a file, not a folder")
+    if path.is_dir():
+        if _frame_files(path) and not (path / FRAMES_MARKER).is_file():
+            raise ValueError(f"{path}: already holds NNNNNN.png frames that kp_motion did not "
+                             "write; choose an empty or new folder")
+        probe = path / FRAMES_MARKER
+    else:
+        probe = existing / f".kp_motion-probe-{path.name}" if existing else None
+    if probe is not None:
+        try:
+            _probe_writable(probe)
+        except OSError as error:
+            raise ValueError(f"{path}: cannot write ({error.strerror})") from None
 
 
 def write_video(

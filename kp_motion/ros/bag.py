@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kp_motion.ros.graph import TOPICS
 from kp_motion.stream.message import make_typestore
+from kp_motion.topics import TOPICS
 
 STORAGES = ("mcap", "sqlite3")
 # What `kp-motion bag record` records when no topic is named: the keypoint streams.

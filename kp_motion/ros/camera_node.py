@@ -1,8 +1,9 @@
 """camera: publishes frames from a V4L2 device, a video file or an image folder.
 
 Topics (relative names, remapped by the graph):
-    image          sensor_msgs/Image rgb8, header.stamp = capture time; offered reliable with a
-                   short history (sensor-data subscribers get best-effort delivery)
+    image          sensor_msgs/Image rgb8, header.stamp = capture time; a live camera offers it
+                   reliable with a short history (sensor-data subscribers get best-effort
+                   delivery), a clip keeps its last frames for late readers (kp_motion.ros.qos)
     source_image   sensor_msgs/Image rgb8, latched; the first frame, once (publish_source)
 
 Frames are published at `fps` (a file is paced at that rate, whatever rate it was encoded
@@ -15,19 +16,23 @@ or stays alive without publishing. A missing device or file is a start-up error 
 
 from __future__ import annotations
 
+import numpy as np
 from builtin_interfaces.msg import Time
+from rclpy.duration import Duration
 from sensor_msgs.msg import Image
 
 from kp_motion.ros.common import (
-    LATCHED_QOS,
-    RELIABLE_IMAGE_QOS,
     KpMotionNode,
     exit_process,
     run_node,
     startup_errors,
 )
 from kp_motion.ros.conversions import array_to_image, ns_to_stamp
+from kp_motion.ros.graph import END_OF_CLIP_MARKER
+from kp_motion.ros.qos import CLIP_IMAGE_QOS, LATCHED_QOS, RELIABLE_IMAGE_QOS
 from kp_motion.stream.sources import Frames, open_source
+
+ACK_WAIT_S = 5.0  # at most, per publisher, at the end of a clip with exit_at_end
 
 
 class CameraNode(KpMotionNode):
@@ -40,7 +45,10 @@ class CameraNode(KpMotionNode):
             source = open_source(s["input"], s["width"], s["height"], s["fps"])
         self.frames = Frames(source, s["width"], s["height"], s["crop"], s["loop"],
                              s["max_frames"])
-        self.image_publisher = self.create_publisher(Image, "image", RELIABLE_IMAGE_QOS)
+        # A clip keeps its last frames for readers that join late (kp_motion.ros.qos).
+        image_qos = RELIABLE_IMAGE_QOS if self.frames.live else CLIP_IMAGE_QOS
+        self.image_publisher = (self.create_publisher(Image, "image", image_qos)
+                                if self.publishes_images() else None)
         self.source_publisher = (
             self.create_publisher(Image, "source_image", LATCHED_QOS)
             if s["publish_source"]
@@ -49,11 +57,20 @@ class CameraNode(KpMotionNode):
         self.published = 0
         self.first_stamp_ns: int | None = None
         self.timer = None
-        self.when_subscribed(self.image_publisher, s["wait_for_subscribers"], self._start)
+        self.prepare()
+        self.when_subscribed(self.image_publisher, s.get("wait_for_subscribers", 0), self._start)
         self.announce_ready(f"input {s['input']} at {s['fps']:g} fps")
 
+    def publishes_images(self) -> bool:
+        """Whether the captured frames become the image topic (always, for the camera)."""
+        return True
+
+    def prepare(self) -> None:
+        """Work a subclass does before the stream starts (the sender loads its detector)."""
+
     def _start(self) -> None:
-        self.get_logger().info(f"publishing on {self.image_publisher.topic_name}")
+        topic = self.image_publisher.topic_name if self.image_publisher else "no image topic"
+        self.get_logger().info(f"capturing ({topic})")
         period_s = 1.0 / self.settings["fps"]
         self.timer = self.create_timer(period_s, self._tick)
         # The clip's timeline starts at the first tick's scheduled time: a tick can run late
@@ -71,11 +88,15 @@ class CameraNode(KpMotionNode):
         if frame is None:
             self._end_of_clip()
             return
-        message = array_to_image(frame, self._stamp(), self.settings["frame_id"])
+        stamp = self._stamp()
         if self.published == 0 and self.source_publisher is not None:
-            self.source_publisher.publish(message)
-        self.image_publisher.publish(message)
+            self.source_publisher.publish(array_to_image(frame, stamp, self.settings["frame_id"]))
+        self.deliver(frame, stamp)
         self.published += 1
+
+    def deliver(self, frame: np.ndarray, stamp: Time) -> None:
+        """Hand one captured frame on: the camera publishes it on the image topic."""
+        self.image_publisher.publish(array_to_image(frame, stamp, self.settings["frame_id"]))
 
     def _stamp(self) -> Time:
         now = self.get_clock().now().nanoseconds
@@ -90,9 +111,17 @@ class CameraNode(KpMotionNode):
             self.get_logger().error(f"no frames could be read from {self.settings['input']}")
             self.finish(1)
             return
-        self.get_logger().info(f"end of clip after {self.published} frames")
+        self.get_logger().info(f"{END_OF_CLIP_MARKER} {self.published} frames")
         if self.settings["exit_at_end"]:
+            # Reliable samples not yet acknowledged die with the process: let every reader
+            # that matched have them first.
+            for publisher in self.outputs():
+                publisher.wait_for_all_acked(Duration(seconds=ACK_WAIT_S))
             self.finish(0)
+
+    def outputs(self) -> list:
+        """The publishers whose last samples must reach their readers before an exit."""
+        return [p for p in (self.image_publisher, self.source_publisher) if p is not None]
 
 
 def main(args: list[str] | None = None) -> int:

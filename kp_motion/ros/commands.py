@@ -1,8 +1,10 @@
 """Node command lines as `ros2 run` would start them: executable, --ros-args, parameters.
 
 The runner starts each node of a graph with the same arguments a launch file gives it
-(`--ros-args -r __node:=NAME --params-file config/nodes.yaml -p node:name:=value -r ...`).
-ROS-free: text in, text out.
+(`--ros-args -r __node:=NAME [-r __ns:=/NS] --params-file config/nodes.yaml --params-file
+VALUES.yaml -r topic:=kp_motion/topic ...`), where VALUES.yaml holds the graph's values for
+that node under its fully qualified name (as launch_ros writes a node's parameter dict).
+ROS-free.
 """
 
 from __future__ import annotations
@@ -48,49 +50,70 @@ def parameter_text(value: Any) -> str:
     return text.removesuffix("\n...").removesuffix("...").strip()
 
 
-def ros_arguments(spec: NodeSpec, params_file: Path) -> list[str]:
-    """--ros-args of a node: its name, config/nodes.yaml, then the graph's values.
+def fully_qualified_name(spec: NodeSpec) -> str:
+    return f"{spec.namespace}/{spec.name}"
 
-    The values are node-scoped (`-p node:name:=value`, as launch_ros passes them): a plain
-    `-p name:=value` applies to every node, and rcl lets a node's own section of a parameter
-    file win over such global values, whatever their order.
+
+def write_values_file(spec: NodeSpec, folder: Path) -> Path:
+    """The graph's values for one node as a ROS parameter file, <folder>/<node>.yaml.
+
+    One section named by the node's fully qualified name: given after config/nodes.yaml, it
+    wins over that file's sections in any namespace (rcl applies the later file). Command-line
+    `-p` values cannot do this: a node-scoped `-p camera:x:=v` reads `camera` as `/camera`,
+    which a node in /robot1 does not match, and a plain `-p x:=v` loses to the file's
+    /**/camera section (measured with rclpy 9.1.2, Kilted).
     """
-    arguments = ["--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(params_file)]
-    for name, value in spec.parameters.items():
-        arguments += ["-p", f"{spec.name}:{name}:={parameter_text(value)}"]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spec.name}.yaml"
+    text = "\n".join(f"    {name}: {parameter_text(value)}"
+                     for name, value in spec.parameters.items())
+    path.write_text(f"{fully_qualified_name(spec)}:\n  ros__parameters:\n{text}\n"
+                    if text else "{}\n")
+    return path
+
+
+def ros_arguments(spec: NodeSpec, params_file: Path, values_file: Path) -> list[str]:
+    """--ros-args of a node: its name and namespace, config/nodes.yaml, then the graph's
+    values (write_values_file), then its topic remappings."""
+    arguments = ["--ros-args", "-r", f"__node:={spec.name}"]
+    if spec.namespace:
+        arguments += ["-r", f"__ns:={spec.namespace}"]
+    arguments += ["--params-file", str(params_file), "--params-file", str(values_file)]
     for source, target in spec.remappings:
         arguments += ["-r", f"{source}:={target}"]
     return arguments
 
 
-def command_line(spec: NodeSpec, params_file: Path | None = None) -> list[str]:
-    """The argv that starts one node of a graph."""
+def command_line(spec: NodeSpec, values_folder: Path, params_file: Path | None = None) -> list[str]:
+    """The argv that starts one node of a graph; writes its values file into values_folder."""
     params_file = params_file or config_path(NODES_CONFIG)
     executable = find_executable(spec.executable)
-    return [sys.executable, str(executable), *ros_arguments(spec, params_file)]
+    values_file = write_values_file(spec, values_folder)
+    return [sys.executable, str(executable), *ros_arguments(spec, params_file, values_file)]
 
 
 def parse_ros_arguments(argv: list[str]) -> dict[str, Any]:
-    """Inverse of ros_arguments (for checks): node name, params file, parameters, remappings."""
+    """Inverse of ros_arguments (for checks): node name, namespace, parameter files, the values
+    the last file sets for this node, remappings."""
     if "--ros-args" not in argv:
         raise ValueError("no --ros-args in the command line")
     words = argv[argv.index("--ros-args") + 1 :]
-    parsed: dict[str, Any] = {"name": None, "params_file": None, "parameters": {},
-                              "remappings": []}
+    parsed: dict[str, Any] = {"name": None, "namespace": "", "params_files": [],
+                              "parameters": {}, "remappings": []}
     for flag, value in zip(words[::2], words[1::2], strict=True):
-        if flag == "--params-file":
-            parsed["params_file"] = value
-            continue
         key, _, text = value.partition(":=")
-        if flag == "-p":
-            node, _, name = key.rpartition(":")
-            if node and parsed["name"] and node != parsed["name"]:
-                raise ValueError(f"parameter {key} is scoped to another node")
-            parsed["parameters"][name] = yaml.safe_load(text)
+        if flag == "--params-file":
+            parsed["params_files"].append(value)
         elif flag == "-r" and key == "__node":
             parsed["name"] = text
+        elif flag == "-r" and key == "__ns":
+            parsed["namespace"] = text
         elif flag == "-r":
             parsed["remappings"].append((key, text))
         else:
             raise ValueError(f"unexpected ROS argument {flag} {value}")
+    if len(parsed["params_files"]) > 1:
+        sections = yaml.safe_load(Path(parsed["params_files"][-1]).read_text()) or {}
+        own = sections.get(f"{parsed['namespace']}/{parsed['name']}", {})
+        parsed["parameters"] = own.get("ros__parameters", {})
     return parsed

@@ -1,4 +1,6 @@
-"""What every kp_motion node shares: parameters from config/nodes.yaml, QoS, start-up and exit.
+"""What every kp_motion node shares: parameters from config/nodes.yaml, start-up and exit.
+
+(The QoS of every topic is kp_motion.ros.qos.)
 
 Parameters: each node declares the parameters kp_motion.ros.parameters lists for it (type,
 description, range or choices), with their defaults from config/nodes.yaml, the one source of
@@ -31,13 +33,6 @@ from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.publisher import Publisher
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
 from rclpy.signals import SignalHandlerOptions
 
 from kp_motion.ros.graph import READY_MARKER
@@ -45,61 +40,6 @@ from kp_motion.ros.parameters import NODE_PARAMETERS, Param, node_parameter_defa
 
 STARTUP_ERROR_STATUS = 2
 MATCH_GRACE_S = 0.3
-
-# Camera images, subscriber side: a live camera should drop frames rather than queue them.
-SENSOR_QOS = qos_profile_sensor_data
-# Camera images, publisher side: reliable with a short history. Sensor-data (best-effort)
-# subscribers are compatible with a reliable publisher and then get best-effort delivery.
-RELIABLE_IMAGE_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=10,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-# Camera images, subscriber side for a recorded clip (the detector's reliable_images): a
-# reliable reader's KEEP_LAST history drops its oldest unread samples once it is full, so with
-# the publisher's 10 a callback stalled for half a second (a slow first frame, a busy machine)
-# loses frames. 100 frames (4 s at 25 fps) rides that out and still bounds what a reader that
-# cannot keep up holds in memory (100 frames of the clip's size).
-CLIP_IMAGE_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-# Keypoint60 streams: every frame matters to the forecaster, and they are tiny.
-KEYPOINT_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-# Rendered and overlay images: reliable so that a recorder keeps every frame; subscribers that
-# ask for sensor-data (best-effort) QoS are compatible with a reliable publisher.
-RENDERED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=10,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-# A recorder's subscriptions (the runner's sink, the stats node's rendered frames): every
-# message, even while a callback is busy writing video. A reliable reader's KEEP_LAST history
-# drops its oldest unread samples once it is full, so a short one loses frames whenever the
-# recorder stalls for longer than the history lasts (10 frames: half a second at 20 fps).
-RECORDER_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1000,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-# The source image: published once, kept for subscribers that join later ("latched").
-LATCHED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
-
 
 class StartupError(Exception):
     """A node cannot start (bad parameter, missing file or device); one readable line."""
@@ -155,6 +95,9 @@ class KpMotionNode(Node):
                                            descriptor(param)).value
             with startup_errors():
                 param.check(value)
+            if param.deprecated and value:
+                self.get_logger().warning(f"parameter {param.name}={value!r} is deprecated: "
+                                          f"{param.deprecated}")
             values[param.name] = value
         return values
 
@@ -180,7 +123,8 @@ class KpMotionNode(Node):
             )
 
     def when_subscribed(self, publisher: Publisher, count: int, action: Callable[[], None]) -> None:
-        """Run `action` once `publisher` has at least `count` matched subscriptions."""
+        """Run `action` once `publisher` has at least `count` matched subscriptions (at once
+        for 0, the default: only the deprecated wait_for_subscribers parameters set a count)."""
         if count <= 0:
             action()
             return

@@ -5,9 +5,11 @@ Topics (relative names, remapped by the graph):
     keypoints_full  Keypoint60 out, every frame_index: received frames as DETECTED, withheld
                     frames PREDICTED, frames lost in transit CONCEALED
 
-The schedule logic is kp_motion.forecasting.schedule.Receiver; this node only converts
-messages. Forecast frames get a stamp extrapolated from the last received frame's stamp by
-the frame period (1 / fps) and that frame's frame_id and model_id.
+The schedule logic is kp_motion.forecasting.schedule.Receiver, behind
+kp_motion.stream.receiving.KeypointReceiver (one detector's model_id per stream, warnings for
+corrected values); this node only converts messages. Forecast frames get a stamp
+extrapolated from the last received frame's stamp by the frame period (1 / fps) and that
+frame's frame_id and model_id.
 
 Lost frames are concealed when the next frame arrives. With conceal_timeout > 0 a frame whose
 message is overdue by that many seconds (past its expected arrival, one period after the
@@ -21,7 +23,6 @@ import time
 
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
-    KEYPOINT_QOS,
     KpMotionNode,
     configure_torch,
     exit_process,
@@ -35,6 +36,8 @@ from kp_motion.ros.conversions import (
     ns_to_stamp,
     stamp_to_ns,
 )
+from kp_motion.ros.qos import KEYPOINT_QOS
+from kp_motion.stream.receiving import KeypointReceiver
 
 
 class ForecasterNode(KpMotionNode):
@@ -52,6 +55,7 @@ class ForecasterNode(KpMotionNode):
             device = resolve_device(s["device"])
             forecaster = load_named_forecaster(s["forecaster"], s["forecaster_path"], device)
             self.receiver = Receiver(forecaster, s["m"], s["n"])
+        self.stream = KeypointReceiver(self.receiver, self.get_logger().warning)
         self.period_ns = round(1e9 / s["fps"])
         self.last_received: Keypoint60 | None = None
         self.last_arrival = 0.0
@@ -71,8 +75,9 @@ class ForecasterNode(KpMotionNode):
         except MalformedMessageError as error:
             self.reject(error.kind, str(error))
             return
+        received = self.stream.receive(message.model_id, int(message.frame_index), values)
         reference = self.last_received  # stamps the frames of a gap before this one
-        for emitted in self.receiver.receive(int(message.frame_index), values):
+        for emitted in received.frames:
             if emitted.frame_index == message.frame_index:
                 # Received and used (not a duplicate or late): the new stamp reference.
                 reference = self.last_received = message
@@ -106,12 +111,7 @@ class ForecasterNode(KpMotionNode):
         )
 
     def on_exit(self) -> None:
-        stats = self.receiver.stats
-        self.log_final(
-            f"received {stats.received}: {stats.detected} detected, {stats.predicted} "
-            f"predicted, {stats.concealed} concealed, {stats.dropped} dropped, "
-            f"{stats.resets} stream resets"
-        )
+        self.log_final(self.stream.summary(malformed=sum(self.rejected.values())))
 
 
 def main(args: list[str] | None = None) -> int:

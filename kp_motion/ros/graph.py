@@ -1,24 +1,33 @@
 """THE description of the kp_motion node graphs: nodes, executables, parameters, remappings, roles.
 
 Both the launch files (launch/*.launch.py, for a full ROS 2 install) and the project runner
-(`kp-motion graph`, kp_motion/ros/runner.py) build their processes from `build_graph`, so the
+(`kp-motion graph`, kp_motion/ros/runner.py) build their processes from this module, so the
 two cannot disagree. Nothing here imports ROS.
 
-    sender:    camera -> keypoint_detector (transmit gate) --network-->
-    receiver:  forecaster -> renderer -> rendered / overlay images;  stats watches the stream
+    both:      camera -> keypoint_detector (transmit gate) --network-->
+               forecaster -> renderer -> rendered / overlay images;  stats watches the stream
+    sender:    sender (capture + detection in one process) --network-->
+    receiver:  forecaster -> renderer -> rendered / overlay images;  stats
+
+Keypoints-only egress: with role sender, capture and detection run in ONE process (the sender
+node), so the camera's frames never become a topic: the only topic it offers is the network
+keypoints, unless its publish_images parameter asks for the images too (and, in the
+reconstruction graph, the one source frame that graph needs by definition).
 
 Graphs:
-    reconstruction  the camera also publishes its first frame as the source image (latched);
-                    the renderer drives it with the absolute keypoints
+    reconstruction  the camera (or sender) also publishes its first frame as the source image
+                    (latched); the renderer drives it with the absolute keypoints
     transfer        the renderer animates a receiver-side source image file with the motion
                     relative to the first driving frame
 
+Topics are relative names (kp_motion.topics.GRAPH_TOPICS) in the graph's namespace, so two
+graphs in two namespaces do not see each other. Nodes do not wait for subscribers: each topic's
+QoS (kp_motion.ros.qos) covers what a late reader needs.
+
 Parameters: a node gets the values the graph fixes (renderer mode, publish_source,
-wait_for_subscribers, reliable_images for a clip) and the options the caller set (the table
-kp_motion.ros.options: an option sets its parameter on every node that declares it); everything
-else comes from config/nodes.yaml, which the runner and the launch files also pass as the
-parameter file. The node-scoped values override the file (the runner passes them as
-`-p node:name:=value`, launch_ros as a parameter dict of a fully named node).
+reliable_images for a clip) and the options the caller set (the table kp_motion.ros.options:
+an option sets its parameter on every node that declares it); everything else comes from
+config/nodes.yaml, which the runner and the launch files also pass as the parameter file.
 """
 
 from __future__ import annotations
@@ -39,12 +48,20 @@ from kp_motion.names import (
 )
 from kp_motion.ros.options import GRAPH_OPTIONS, GraphOptions
 from kp_motion.ros.parameters import node_defaults
-from kp_motion.topics import TOPICS
+from kp_motion.topics import GRAPH_TOPICS, check_namespace
 
 GRAPHS = MODES  # one graph per rendering mode
 # A node logs this line once it is subscribed to its input; the runner waits for it.
 READY_MARKER = "kp_motion node ready"
+# The capture node logs this line at the end of a clip (it stays alive unless exit_at_end).
+END_OF_CLIP_MARKER = "end of clip after"
 PACKAGE = "kp_motion"
+# The node that reads the input (a clip ends it): the runner starts it last, and its exit
+# ends a finite run.
+CAPTURE_NODES = ("camera", "sender")
+# After the capture node's end of clip: seconds for the last frames to get through the graph
+# before it is stopped (the runner waits for that much quiet, a launch file that long).
+SETTLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -56,58 +73,40 @@ class NodeSpec:
     role: str  # sender or receiver
     parameters: dict[str, Any] = field(default_factory=dict)
     remappings: tuple[tuple[str, str], ...] = ()
+    namespace: str = ""  # absolute ('' = none); the topics are relative to it
+    roles: tuple[str, ...] = ()  # the graph roles that run this node
 
 
 def _remap(*names: str) -> tuple[tuple[str, str], ...]:
-    return tuple((name, TOPICS[name]) for name in names)
+    return tuple((name, GRAPH_TOPICS[name]) for name in names)
 
 
-def _is_recorded_input(source: str | None) -> bool:
+def is_recorded_input(source: str | None) -> bool:
     """A video file or folder (not a device index): every frame of it should be processed."""
     return bool(source) and not str(source).isdigit()
 
 
-def _base_nodes(graph: str, options: GraphOptions) -> list[NodeSpec]:
-    """The nodes of a graph, upstream first, with the parameters the graph itself fixes.
-
-    Each producer waits until all of its consumers in the graph are matched (whichever
-    machine they run on) before its first message: camera -> detector (+ recorder), detector
-    -> forecaster + stats, forecaster -> renderer + stats (+ recorder), renderer -> stats
-    (+ recorder, on both rendered and overlay).
-    """
+def graph_nodes(graph: str) -> list[NodeSpec]:
+    """Every node `graph` can run, upstream first, with the parameters the graph itself fixes
+    and the roles that run it (a launch file declares them all, each under its role)."""
     reconstruction = graph == RECONSTRUCTION
-    recorder = int(options.recorder)
-    detector = {"wait_for_subscribers": 2}
-    if _is_recorded_input(options.input):
-        detector["reliable_images"] = True
+    network = ("keypoints", GRAPH_TOPICS["network"])
     return [
-        NodeSpec(
-            "camera", "camera", SENDER,
-            {"publish_source": reconstruction, "wait_for_subscribers": 1 + recorder},
-            _remap("image", "source_image"),
-        ),
-        NodeSpec(
-            "keypoint_detector", "keypoint_detector", SENDER,
-            detector,
-            (("image", TOPICS["image"]), ("keypoints", TOPICS["network"])),
-        ),
-        NodeSpec(
-            "forecaster", "forecaster", RECEIVER,
-            {"wait_for_subscribers": 2 + recorder},
-            (("keypoints", TOPICS["network"]), ("keypoints_full", TOPICS["keypoints_full"])),
-        ),
-        NodeSpec(
-            "renderer", "renderer", RECEIVER,
-            {"mode": graph, "wait_for_subscribers": 1 + recorder,
-             "wait_for_overlay_subscribers": recorder},
-            (("keypoints", TOPICS["keypoints_full"]), *_remap("source_image", "rendered",
-                                                              "overlay")),
-        ),
-        NodeSpec(
-            "stats", "stats", RECEIVER,
-            {},
-            (("network", TOPICS["network"]), *_remap("keypoints_full", "rendered")),
-        ),
+        NodeSpec("camera", "camera", SENDER, {"publish_source": reconstruction},
+                 _remap("image", "source_image"), roles=(BOTH,)),
+        NodeSpec("keypoint_detector", "keypoint_detector", SENDER, {},
+                 (("image", GRAPH_TOPICS["image"]), network), roles=(BOTH,)),
+        NodeSpec("sender", "sender", SENDER, {"publish_source": reconstruction},
+                 (*_remap("image", "source_image"), network), roles=(SENDER,)),
+        NodeSpec("forecaster", "forecaster", RECEIVER, {},
+                 (network, ("keypoints_full", GRAPH_TOPICS["keypoints_full"])),
+                 roles=(RECEIVER, BOTH)),
+        NodeSpec("renderer", "renderer", RECEIVER, {"mode": graph},
+                 (("keypoints", GRAPH_TOPICS["keypoints_full"]),
+                  *_remap("source_image", "rendered", "overlay")), roles=(RECEIVER, BOTH)),
+        NodeSpec("stats", "stats", RECEIVER, {},
+                 (("network", GRAPH_TOPICS["network"]), *_remap("keypoints_full", "rendered")),
+                 roles=(RECEIVER, BOTH)),
     ]
 
 
@@ -122,6 +121,7 @@ def check_options(graph: str, options: GraphOptions) -> None:
     if graph == RECONSTRUCTION and options.source_image:
         raise ValueError("the reconstruction graph takes its source from the camera's first "
                          "frame; source_image is for the transfer graph")
+    check_namespace(options.namespace or "")
 
 
 def build_graph(graph: str, options: GraphOptions | None = None) -> list[NodeSpec]:
@@ -130,16 +130,20 @@ def build_graph(graph: str, options: GraphOptions | None = None) -> list[NodeSpe
     check_options(graph, options)
     chosen = [(option, getattr(options, option.name)) for option in GRAPH_OPTIONS
               if getattr(options, option.name) is not None]
+    namespace = check_namespace(options.namespace or "")
     nodes = []
-    for spec in _base_nodes(graph, options):
-        if options.role != BOTH and spec.role != options.role:
+    for spec in graph_nodes(graph):
+        if options.role not in spec.roles:
             continue
         parameters = dict(spec.parameters)
+        if spec.name == "keypoint_detector" and is_recorded_input(options.input):
+            parameters["reliable_images"] = True
         for option, value in chosen:
             for node_name, parameter in option.targets():
                 if node_name == spec.name:
                     parameters[parameter] = value
-        nodes.append(NodeSpec(spec.name, spec.executable, spec.role, parameters, spec.remappings))
+        nodes.append(NodeSpec(spec.name, spec.executable, spec.role, parameters,
+                              spec.remappings, namespace, spec.roles))
     return nodes
 
 
@@ -155,15 +159,15 @@ def missing_inputs(graph: str, options: GraphOptions) -> list[str]:
     problems = []
     specs = {spec.name: spec.parameters for spec in build_graph(graph, options)}
     values = {name: {**node_defaults(name), **params} for name, params in specs.items()}
-    camera_input = values.get("camera", {}).get("input", "")
-    is_path = bool(camera_input) and not str(camera_input).isdigit()
-    if "camera" in values and is_path and not Path(camera_input).expanduser().exists():
+    capture = next((values[name] for name in CAPTURE_NODES if name in values), None)
+    camera_input = capture["input"] if capture else ""
+    if is_recorded_input(camera_input) and not Path(camera_input).expanduser().exists():
         problems.append(f"input not found: {camera_input}")
     source = values.get("renderer", {}).get("source_image", "")
     if source and not Path(source).expanduser().is_file():
         problems.append(f"source image not found: {source}")
-    checkpoints = {values[node]["checkpoint"] for node in ("keypoint_detector", "renderer")
-                   if node in values}
+    checkpoints = {values[node]["checkpoint"] for node in ("keypoint_detector", "sender",
+                                                            "renderer") if node in values}
     for checkpoint in sorted(checkpoints):
         try:
             resolve_checkpoint(checkpoint)

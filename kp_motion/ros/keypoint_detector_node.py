@@ -1,8 +1,9 @@
 """keypoint_detector: camera images -> Keypoint60 on the network topic, through the transmit gate.
 
 Topics (relative names, remapped by the graph):
-    image       sensor_msgs/Image in: sensor-data QoS, or reliable with a 100-frame history
-                (reliable_images) for a recorded clip, where every frame should be rendered
+    image       sensor_msgs/Image in: sensor-data QoS, or (reliable_images, for a recorded
+                clip, where every frame should be rendered) reliable and transient-local with
+                the clip's history, so frames sent while the model loaded are not lost
     keypoints   Keypoint60 out, reliable: the network topic, only the transmitted frames
 
 What happens to each image (frame_index from the capture stamps, the m/n schedule, the
@@ -14,14 +15,12 @@ image, so the capture time travels with the keypoints.
 from __future__ import annotations
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
 from kp_motion.keypoints import Origin
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
-    CLIP_IMAGE_QOS,
-    KEYPOINT_QOS,
-    SENSOR_QOS,
     KpMotionNode,
     configure_torch,
     exit_process,
@@ -34,7 +33,56 @@ from kp_motion.ros.conversions import (
     keypoints_to_message,
     stamp_to_ns,
 )
+from kp_motion.ros.qos import CLIP_IMAGE_QOS, KEYPOINT_QOS, SENSOR_QOS
 from kp_motion.stream.sender import NON_FINITE, FrameDetector, KeypointSender
+
+
+def load_detector(node: KpMotionNode, checkpoint: str, device_name: str) -> FrameDetector:
+    """The detector of `checkpoint` on its device, warmed up; sets node.model_id."""
+    from kp_motion.devices import resolve_device
+    from kp_motion.models import checkpoint as checkpoints
+
+    folder = checkpoints.resolve_checkpoint(checkpoint)
+    device = resolve_device(device_name)
+    config, kp_detector, _ = checkpoints.load_model(folder, device)
+    node.model_id = checkpoints.model_id(config, kp_detector)
+    detect = FrameDetector(kp_detector, config.image_size, device,
+                           warn=node.get_logger().warning)
+    # The first forward pass is slow (allocations, kernel selection): pay it before the
+    # stream starts, not on its first frame.
+    detect(np.zeros((*config.image_size, 3), np.uint8))
+    node.get_logger().info(f"detector {folder} (model_id {node.model_id}) on {device}")
+    return detect
+
+
+def sender_from_settings(node: KpMotionNode) -> KeypointSender:
+    """The node's detector and transmit gate, from its parameters (one-line start-up errors)."""
+    s = node.settings
+    configure_torch(s["torch_threads"])
+    with startup_errors():
+        detect = load_detector(node, s["checkpoint"], s["device"])
+        return KeypointSender(detect, s["fps"], s["m"], s["n"], s["drop_probability"],
+                              s["drop_seed"])
+
+
+def transmit(node: KpMotionNode, publisher, sender: KeypointSender, frame: np.ndarray,
+             stamp: Time, frame_id: str) -> None:
+    """One captured frame through the gate; its keypoints on the network if transmitted."""
+    capture = sender.capture(stamp_to_ns(stamp), frame)
+    if capture.reason == NON_FINITE:
+        node.reject(NON_FINITE, f"frame {capture.frame_index}")
+    if capture.values is None:
+        return
+    publisher.publish(
+        keypoints_to_message(
+            capture.values,
+            frame_index=capture.frame_index,
+            origin=int(Origin.DETECTED),
+            model_id=node.model_id,
+            stamp=stamp,
+            frame_id=frame_id,
+        )
+    )
 
 
 class KeypointDetectorNode(KpMotionNode):
@@ -42,29 +90,10 @@ class KeypointDetectorNode(KpMotionNode):
 
     def __init__(self) -> None:
         super().__init__()
-        s = self.settings
-        configure_torch(s["torch_threads"])
-        with startup_errors():
-            detect = self._load_detector(s["checkpoint"], s["device"])
-            self.sender = KeypointSender(detect, s["fps"], s["m"], s["n"],
-                                         s["drop_probability"], s["drop_seed"])
+        self.sender = sender_from_settings(self)
         self.publisher = self.create_publisher(Keypoint60, "keypoints", KEYPOINT_QOS)
-        self.when_subscribed(self.publisher, s["wait_for_subscribers"], self._subscribe)
-
-    def _load_detector(self, checkpoint: str, device_name: str) -> FrameDetector:
-        from kp_motion.devices import resolve_device
-        from kp_motion.models import checkpoint as checkpoints
-
-        folder = checkpoints.resolve_checkpoint(checkpoint)
-        device = resolve_device(device_name)
-        config, kp_detector, _ = checkpoints.load_model(folder, device)
-        self.model_id = checkpoints.model_id(config, kp_detector)
-        detect = FrameDetector(kp_detector, config.image_size, device)
-        # The first forward pass is slow (allocations, kernel selection): pay it before the
-        # stream starts, not on its first frame.
-        detect(np.zeros((*config.image_size, 3), np.uint8))
-        self.get_logger().info(f"detector {folder} (model_id {self.model_id}) on {device}")
-        return detect
+        self.when_subscribed(self.publisher, self.settings["wait_for_subscribers"],
+                             self._subscribe)
 
     def _subscribe(self) -> None:
         qos = CLIP_IMAGE_QOS if self.settings["reliable_images"] else SENSOR_QOS
@@ -77,21 +106,8 @@ class KeypointDetectorNode(KpMotionNode):
         except MalformedMessageError as error:
             self.reject(error.kind, str(error))
             return
-        capture = self.sender.capture(stamp_to_ns(image.header.stamp), frame)
-        if capture.reason == NON_FINITE:
-            self.reject(NON_FINITE, f"frame {capture.frame_index}")
-        if capture.values is None:
-            return
-        self.publisher.publish(
-            keypoints_to_message(
-                capture.values,
-                frame_index=capture.frame_index,
-                origin=int(Origin.DETECTED),
-                model_id=self.model_id,
-                stamp=image.header.stamp,
-                frame_id=image.header.frame_id,
-            )
-        )
+        transmit(self, self.publisher, self.sender, frame, image.header.stamp,
+                 image.header.frame_id)
 
     def on_exit(self) -> None:
         self.log_final(self.sender.summary())

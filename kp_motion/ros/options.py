@@ -4,7 +4,7 @@
 GRAPH_OPTIONS. An option that sets a node parameter points at its `Param`
 (kp_motion.ros.parameters): its type, help text and choices are the parameter's, its default is
 config/nodes.yaml's, and it sets that parameter on every node of the graph that declares it
-(m on the detector, the forecaster and stats; one value). The other options (role, recorder)
+(m on the detector, the forecaster and stats; one value). The other options (role, namespace)
 shape the graph itself and carry their own type, default and help. ROS-free, pure data.
 """
 
@@ -97,11 +97,11 @@ GRAPH_OPTIONS: tuple[GraphOption, ...] = (
     # The camera exits at the end of a clip: the runner stops the graph then. Launch files
     # leave the camera alive (the usual ROS behaviour) unless told otherwise.
     GraphOption("exit_at_end", p.EXIT_AT_END, cli=False),
-    # A recorder outside the graph (the runner's) also subscribes to the camera images, the
-    # full-rate keypoints and the rendered and overlay images; the producers wait for it too.
-    GraphOption("recorder", kind=bool, default=False, cli=False,
-                description="a recorder outside the graph also subscribes to images and "
-                            "keypoints"),
+    GraphOption("publish_images", p.PUBLISH_IMAGES, cli=False),
+    # Every node and (relative) topic of the graph under this namespace: two graphs in two
+    # namespaces run side by side without seeing each other.
+    GraphOption("namespace", kind=str, default="",
+                description="ROS namespace of the graph's nodes and topics; empty = none"),
 )
 OPTIONS_BY_NAME = {option.name: option for option in GRAPH_OPTIONS}
 
@@ -142,20 +142,20 @@ def options_from_namespace(args: argparse.Namespace) -> Any:
     return GraphOptions(**{o.name: getattr(args, o.name) for o in GRAPH_OPTIONS if o.cli})
 
 
-def launch_arguments() -> list[tuple[str, str, str]]:
-    """(name, default text, description) of every launch argument.
-
-    A node parameter's default text is empty, meaning "not set": the node then takes the
-    config/nodes.yaml value, which the description quotes.
-    """
+def launch_arguments() -> list[dict[str, Any]]:
+    """DeclareLaunchArgument keyword arguments of every option: its real default as text (the
+    config/nodes.yaml value for a node parameter; '' stays ''), its help and its choices."""
     arguments = []
     for option in GRAPH_OPTIONS:
-        # Empty for a node parameter: not set, the node keeps its config/nodes.yaml value.
-        default = "" if option.param is not None else as_text(option.default)
-        description = help_text(option)
+        default = option.config_default()
+        argument: dict[str, Any] = {"name": option.name,
+                                    "default_value": "" if default == "" else as_text(default),
+                                    "description": help_text(option)}
         if option.allowed:
-            description += f"; one of {', '.join(option.allowed)}"
-        arguments.append((option.name, default, description))
+            argument["choices"] = list(option.allowed)
+        elif option.type is bool:
+            argument["choices"] = [as_text(True), as_text(False)]
+        arguments.append(argument)
     return arguments
 
 

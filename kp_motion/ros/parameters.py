@@ -41,6 +41,9 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    # Non-empty for a parameter kept for one release only: what to do instead. A node warns
+    # when such a parameter is set to anything but its neutral value (0 / false / "").
+    deprecated: str = ""
 
     def check(self, value: Any) -> None:
         """ValueError naming the parameter when `value` is outside its choices."""
@@ -80,32 +83,53 @@ FORECASTER_PATH = Param("forecaster_path", str,
 SOURCE_IMAGE = Param("source_image", str,
                      "the source image file to animate; empty = the source_image topic")
 SUMMARY_PATH = Param("summary_path", str, "stats: JSON summary written at exit; empty = none")
+PUBLISH_IMAGES = Param("publish_images", bool, "role sender: also publish the captured images "
+                       "on the image topic (by default no pixel leaves the sender)")
+
+# Start-up gating by subscriber count (any subscriber counts, a missing one stalls the chain)
+# gave way to per-topic QoS (kp_motion.ros.qos). Kept for one release because users may set it.
+_NO_WAITING = ("nodes no longer need to wait: each topic's QoS serves late readers "
+               "(README, QoS table); this parameter goes in the next release")
+
+
+def _wait_param(description: str, name: str = "wait_for_subscribers") -> Param:
+    return Param(name, int, f"deprecated, 0 = do not wait: {description}", 0,
+                 MAX_WAIT_SUBSCRIBERS, deprecated=_NO_WAITING)
+
+
+# The camera's own parameters (the sender node, capture + detection in one process, has them too).
+_CAPTURE = (
+    INPUT, FPS, WIDTH, HEIGHT,
+    Param("crop", bool, "centre-crop to the output aspect ratio instead of stretching"),
+    Param("loop", bool, "restart a file or folder at its end"),
+    MAX_FRAMES, EXIT_AT_END,
+    Param("frame_id", str, "header.frame_id of the published images"),
+    Param("publish_source", bool, "publish the first frame on source_image (latched)"),
+)
+# The detector's model and transmit schedule (also the sender node's).
+_DETECTION = (CHECKPOINT, DEVICE, TORCH_THREADS, M, N, DROP_PROBABILITY, DROP_SEED)
 
 NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
     "camera": (
-        INPUT, FPS, WIDTH, HEIGHT,
-        Param("crop", bool, "centre-crop to the output aspect ratio instead of stretching"),
-        Param("loop", bool, "restart a file or folder at its end"),
-        MAX_FRAMES, EXIT_AT_END,
-        Param("frame_id", str, "header.frame_id of the published images"),
-        Param("publish_source", bool, "publish the first frame on source_image (latched)"),
-        Param("wait_for_subscribers", int, "hold the stream until this many subscribers match",
-              0, MAX_WAIT_SUBSCRIBERS),
+        *_CAPTURE,
+        _wait_param("hold the stream until this many subscribers match on image"),
     ),
     "keypoint_detector": (
         CHECKPOINT, DEVICE, TORCH_THREADS, FPS, M, N, DROP_PROBABILITY, DROP_SEED,
         Param("reliable_images", bool, "reliable image delivery (recorded clips); "
               "false = sensor-data QoS (live cameras)"),
-        Param("wait_for_subscribers", int, "subscribe to images once this many receivers match",
-              0, MAX_WAIT_SUBSCRIBERS),
+        _wait_param("subscribe to images once this many receivers match"),
+    ),
+    "sender": (
+        *_CAPTURE, *_DETECTION,
+        PUBLISH_IMAGES,
     ),
     "forecaster": (
         FORECASTER, FORECASTER_PATH, M, N, FPS, DEVICE, TORCH_THREADS,
         Param("conceal_timeout", float,
               "conceal a lost frame once overdue by this many s; 0 = on the next arrival",
               0.0, 60.0),
-        Param("wait_for_subscribers", int, "subscribe to the network once this many match",
-              0, MAX_WAIT_SUBSCRIBERS),
+        _wait_param("subscribe to the network once this many match"),
     ),
     "renderer": (
         CHECKPOINT, DEVICE, TORCH_THREADS,
@@ -113,17 +137,23 @@ NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
               "(absolute)", choices=MODES),
         SOURCE_IMAGE,
         Param("overlay", bool, "also publish the keypoint overlay image"),
-        Param("wait_for_subscribers", int,
-              "subscribe to keypoints once this many match on rendered", 0, MAX_WAIT_SUBSCRIBERS),
-        Param("wait_for_overlay_subscribers", int,
-              "and once this many match on overlay (when it is published)",
-              0, MAX_WAIT_SUBSCRIBERS),
+        _wait_param("subscribe to keypoints once this many match on rendered"),
+        _wait_param("and once this many match on overlay (when it is published)",
+                    "wait_for_overlay_subscribers"),
     ),
     "stats": (
         Param("report_period", float, "seconds between diagnostics and log lines", 0.1, 3600.0),
         SUMMARY_PATH, FPS, M, N,
     ),
 }
+
+
+def section_node(key: str) -> str:
+    """The node a section of config/nodes.yaml is for: '/**/camera' -> 'camera' ('/**' stays).
+
+    The sections are written '/**/<node>' so that they apply in any namespace: rcl reads a
+    plain 'camera' as '/camera', which a node in /robot1 does not match."""
+    return key.removeprefix(WILDCARD + "/") if key != WILDCARD else key
 
 
 def load_nodes_config(path: str | Path | None = None) -> dict[str, dict[str, Any]]:
@@ -136,16 +166,24 @@ def load_nodes_config(path: str | Path | None = None) -> dict[str, dict[str, Any
     for node_name, section in data.items():
         if not isinstance(section, dict) or set(section) != {"ros__parameters"}:
             raise ValueError(f"{path}: {node_name} must hold exactly one 'ros__parameters' mapping")
-        sections[str(node_name)] = dict(section["ros__parameters"] or {})
+        sections[section_node(str(node_name))] = dict(section["ros__parameters"] or {})
     return sections
 
 
+# A node that does the work of others takes their sections' defaults (its own section wins).
+DEFAULTS_FROM = {"sender": ("camera", "keypoint_detector")}
+
+
 def node_defaults(config_key: str, path: str | Path | None = None) -> dict[str, Any]:
-    """Defaults of one node: the shared `/**` values, overridden by the node's own section."""
+    """Defaults of one node: the shared `/**` values, overridden by the sections it takes
+    defaults from (DEFAULTS_FROM), then by its own section."""
     sections = load_nodes_config(path)
     if config_key not in sections:
         raise ValueError(f"config/{NODES_CONFIG} has no section for node {config_key!r}")
-    return {**sections.get(WILDCARD, {}), **sections[config_key]}
+    values = dict(sections.get(WILDCARD, {}))
+    for other in (*DEFAULTS_FROM.get(config_key, ()), config_key):
+        values.update(sections.get(other, {}))
+    return values
 
 
 def checked_default(param: Param, value: Any, config_key: str) -> Any:

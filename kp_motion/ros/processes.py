@@ -14,7 +14,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from kp_motion.ros.graph import READY_MARKER, NodeSpec
+from kp_motion.ros.graph import END_OF_CLIP_MARKER, READY_MARKER, NodeSpec
 
 LOG_TAIL_LINES = 30
 
@@ -31,6 +31,7 @@ class NodeProcess:
         self.spec = spec
         self.argv = argv
         self.ready = threading.Event()
+        self.input_ended = threading.Event()  # a capture node logged the end of its clip
         self.tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.echo = echo
         env = dict(os.environ if env is None else env)
@@ -56,6 +57,8 @@ class NodeProcess:
             self.tail.append(line.rstrip())
             if READY_MARKER in line:
                 self.ready.set()
+            if END_OF_CLIP_MARKER in line:
+                self.input_ended.set()
             if self.echo or "[ERROR]" in line or "[WARN]" in line:
                 print(f"[{self.name}] {line.rstrip()}", file=sys.stderr, flush=True)
 

@@ -10,26 +10,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kp_motion.topics import TOPICS
+from kp_motion.topics import GRAPH_TOPICS
 
 
 class Sink:
     """An rclpy node in the runner process that writes the graph's outputs as they arrive."""
 
     def __init__(self, output_dir: Path, fps: float, record_receiver: bool,
-                 record_sender: bool) -> None:
+                 record_sender: bool, namespace: str = "", clip: bool = False) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
 
         from kp_motion.data.video_io import VideoWriter
         from kp_motion.msg import Keypoint60
-        from kp_motion.ros.common import RECORDER_QOS
+        from kp_motion.ros.qos import LIVE_RECORDER_QOS, RECORDER_QOS
 
         self.context = rclpy.Context()
         rclpy.init(args=[], context=self.context,
                    signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("kp_motion_runner_sink", context=self.context)
+        # In the graph's namespace, so that the graph's relative topic names resolve alike.
+        self.node = rclpy.create_node("kp_motion_runner_sink", context=self.context,
+                                      namespace=namespace or None)
         self.lock = threading.Lock()
         self.captured: list[int] = []
         self.keypoints: list[dict[str, int]] = []
@@ -38,20 +40,23 @@ class Sink:
         self.last_output = time.monotonic()
         self.errors: list[str] = []
         self.writers = {}
+        self.records_capture = record_sender
         if record_receiver:
             self.writers = {
                 "rendered": VideoWriter(output_dir / "rendered.mp4", fps),
                 "overlay": VideoWriter(output_dir / "overlay.mp4", fps),
             }
-            self.node.create_subscription(Image, TOPICS["rendered"], self._on_rendered,
+            self.node.create_subscription(Image, GRAPH_TOPICS["rendered"], self._on_rendered,
                                           RECORDER_QOS)
-            self.node.create_subscription(Image, TOPICS["overlay"], self._on_overlay,
+            self.node.create_subscription(Image, GRAPH_TOPICS["overlay"], self._on_overlay,
                                           RECORDER_QOS)
-            self.node.create_subscription(Keypoint60, TOPICS["keypoints_full"],
+            self.node.create_subscription(Keypoint60, GRAPH_TOPICS["keypoints_full"],
                                           self._on_keypoints, RECORDER_QOS)
         if record_sender:
-            self.node.create_subscription(Image, TOPICS["image"], self._on_capture,
-                                          RECORDER_QOS)
+            # A clip's camera keeps its frames for late readers: this reader asks for them,
+            # so frames sent before discovery completed are not lost to the record.
+            self.node.create_subscription(Image, GRAPH_TOPICS["image"], self._on_capture,
+                                          RECORDER_QOS if clip else LIVE_RECORDER_QOS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -98,7 +103,20 @@ class Sink:
 
         with self.lock:
             self.captured.append(stamp_to_ns(message.header.stamp))
-            self.last_output = time.monotonic()
+            if not self.writers:  # with a receiver, its outputs say when the graph is done
+                self.last_output = time.monotonic()
+
+    @property
+    def expects_output(self) -> bool:
+        """Whether anything is recorded at all (a sender node offers no image to record)."""
+        return bool(self.writers) or self.records_capture
+
+    def has_output(self) -> bool:
+        """Whether every stream recorded here (rendered frames, captured frames) has delivered
+        a frame yet: each reader has matched its writer."""
+        with self.lock:
+            return ((bool(self.rendered) or not self.writers)
+                    and (bool(self.captured) or not self.records_capture))
 
     def quiet_for(self) -> float:
         with self.lock:

@@ -14,10 +14,9 @@ rendering itself (new driving stream when frame_index goes back, overlay) is
 kp_motion.stream.rendering.StreamRenderer; this node converts messages.
 Keypoints from another detector (model_id differs from this checkpoint's) are refused: logged
 once per distinct id and counted. Keypoints that arrive before the source image are held
-(up to PENDING_LIMIT) and rendered once it arrives. With wait_for_subscribers /
-wait_for_overlay_subscribers set (the graph sets them to its stats and recorder nodes), the
-keypoints are subscribed to only once that many consumers match on rendered / overlay, so no
-frame is rendered before they can receive it.
+(up to PENDING_LIMIT) and rendered once it arrives. The keypoints are subscribed to at once;
+the deprecated wait_for_subscribers / wait_for_overlay_subscribers (0 by default) still hold
+them until that many readers match on rendered / overlay.
 """
 
 from __future__ import annotations
@@ -31,9 +30,6 @@ from sensor_msgs.msg import Image
 from kp_motion.msg import Keypoint60
 from kp_motion.names import TRANSFER
 from kp_motion.ros.common import (
-    KEYPOINT_QOS,
-    LATCHED_QOS,
-    RENDERED_QOS,
     KpMotionNode,
     StartupError,
     configure_torch,
@@ -47,6 +43,7 @@ from kp_motion.ros.conversions import (
     image_to_array,
     message_values,
 )
+from kp_motion.ros.qos import KEYPOINT_QOS, LATCHED_QOS, RENDERED_QOS
 from kp_motion.stream.rendering import StreamRenderer
 
 PENDING_LIMIT = 100
@@ -72,8 +69,7 @@ class RendererNode(KpMotionNode):
             self._set_source_file(s["source_image"])
         else:
             self.create_subscription(Image, "source_image", self._on_source, LATCHED_QOS)
-        # Frames rendered before a consumer matches are lost to it (volatile durability), so
-        # the keypoints are taken only once the consumers of both outputs are there.
+        # Only the deprecated wait parameters delay the subscription (0 = at once).
         then = self._subscribe
         if self.overlay_publisher is not None:
             then = partial(self.when_subscribed, self.overlay_publisher,
@@ -110,7 +106,9 @@ class RendererNode(KpMotionNode):
             raise StartupError(f"source_image: {error}") from None
 
     def _set_source(self, frame: np.ndarray) -> None:
-        self.stream.set_source(frame)
+        note = self.stream.set_source(frame)
+        if note:
+            self.get_logger().warning(note)
         self.has_source = True
         self.get_logger().info(f"source image set ({frame.shape[1]}x{frame.shape[0]})")
 

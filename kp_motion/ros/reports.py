@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kp_motion.ros.graph import GraphOptions
+from kp_motion.stream.meters import ALL_FRAMES
 
 
 @dataclass
@@ -59,7 +60,7 @@ def _number(value: Any, digits: int = 1) -> str:
 def _markdown_rows(summary: dict[str, Any]) -> list[str]:
     latency = summary.get("latency_ms", {})
     detected = latency.get("detected", {})
-    every = latency.get("all", {})
+    every = latency.get(ALL_FRAMES, {})
     return [
         f"| frames captured / rendered | {summary['frames_captured']} / "
         f"{summary['frames_rendered']} |",
@@ -73,7 +74,9 @@ def _markdown_rows(summary: dict[str, Any]) -> list[str]:
         f"| mean message size (bytes) | {_number(summary['network_mean_message_bytes'])} |",
         f"| latency, detected frames: mean / p95 (ms) | {_number(detected.get('mean_ms'))} / "
         f"{_number(detected.get('p95_ms'))} |",
-        f"| latency, all frames: mean / p95 (ms) | {_number(every.get('mean_ms'))} / "
+        f"| latency, all frames incl. forecast ones (extrapolated stamps, "
+        f"{_number(every.get('negative'))} negative): mean / p95 (ms) | "
+        f"{_number(every.get('mean_ms'))} / "
         f"{_number(every.get('p95_ms'))} |",
     ]
 

@@ -2,15 +2,19 @@
 
 `kp-motion graph reconstruction|transfer` comes here. For machines without `ros2 launch`
 (launch_ros is not on PyPI), the runner starts the same executables a launch file would, with
-the same arguments (`--ros-args -r __node:=NAME --params-file config/nodes.yaml -p ... -r ...`),
-and also:
+the same arguments (kp_motion.ros.commands), and also:
 
-  * starts all nodes and waits for their ready lines (READY_MARKER); no node publishes before
-    its consumers are matched (the graph's wait_for_subscribers);
+  * runs in a private DDS domain with discovery on this machine unless the user set them
+    (kp_motion.ros.discovery);
+  * starts every node but the capture node (camera or sender), waits for their ready lines
+    (READY_MARKER), then starts the capture node: nobody waits for subscribers, the graph is
+    up before the first frame, and a clip's frames are kept for late readers (kp_motion.ros.qos);
+    the run counts as started once every recorded stream has delivered a frame;
   * records the receiver's outputs in this process (a small rclpy "sink" node): rendered and
     overlay videos, the full-rate keypoint stream and the capture stamps (frames.json);
-  * notices the end of the clip (the camera exits with status 0), waits until the rendered
-    stream has been quiet for `settle_s`, then stops the nodes with SIGINT, upstream first
+  * notices the end of the clip (END_OF_CLIP_MARKER in the capture node's log; the node stays
+    alive, keeping its frames for late readers), waits until the rendered stream has been
+    quiet for `settle_s`, then stops the nodes with SIGINT, upstream first
     (SIGTERM, then SIGKILL, for a node that does not stop); Ctrl-C / SIGTERM stop it the same
     way;
   * fails with the node's name, status and last log lines when a node dies;
@@ -25,6 +29,7 @@ node) and kp_motion.ros.reports (report.json / report.md).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -32,10 +37,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kp_motion.names import RECEIVER, SENDER
+from kp_motion.names import RECEIVER
 from kp_motion.paths import config_path
+from kp_motion.ros import discovery
 from kp_motion.ros.commands import command_line
-from kp_motion.ros.graph import GraphOptions, NodeSpec, build_graph
+from kp_motion.ros.graph import (
+    CAPTURE_NODES,
+    SETTLE_S,
+    GraphOptions,
+    NodeSpec,
+    build_graph,
+    is_recorded_input,
+)
 from kp_motion.ros.parameters import NODES_CONFIG, node_defaults
 from kp_motion.ros.processes import NodeProcess, RunnerError
 from kp_motion.ros.recorder import Sink
@@ -50,7 +63,7 @@ __all__ = ["GraphRunner", "RunResult", "RunSettings", "RunnerError", "run_compar
 @dataclass
 class RunSettings:
     ready_timeout_s: float = 180.0  # per node, from its start to its ready line
-    settle_s: float = 3.0  # quiet time after the clip ends before stopping
+    settle_s: float = SETTLE_S  # quiet time after the clip ends before stopping
     timeout_s: float | None = None  # the whole run
     stop_timeout_s: float = 10.0  # per node, from SIGINT to SIGTERM
     echo: bool = False  # print every node log line (errors and warnings always are)
@@ -72,33 +85,40 @@ class GraphRunner:
         self.options = replace(
             options,
             summary_path=options.summary_path or summary,
-            exit_at_end=True if options.exit_at_end is None else options.exit_at_end,
-            recorder=True,
+            # The capture node stays alive at the end of the clip, keeping its frames for a
+            # reader that matches late; the runner notices the end in its log and stops it.
+            exit_at_end=False,
         )
         self.specs = build_graph(graph, self.options)
         self.processes: list[NodeProcess] = []
 
     def command_lines(self) -> list[tuple[NodeSpec, list[str]]]:
+        """Each node's argv; writes the parameter files they name into OUTPUT/parameters."""
         params_file = config_path(NODES_CONFIG)
-        return [(spec, command_line(spec, params_file)) for spec in self.specs]
+        folder = self.output_dir / "parameters"
+        return [(spec, command_line(spec, folder, params_file)) for spec in self.specs]
 
     def _log(self, text: str) -> None:
         print(f"[kp-motion graph] {text}", file=sys.stderr, flush=True)
 
     def _start_all(self, commands: list[tuple[NodeSpec, list[str]]], deadline: float) -> None:
-        """Start every node at once and wait for all their ready lines.
-
-        Starting them together is safe: no producer sends before all of its consumers are
-        matched (the graph's wait_for_subscribers), and a node subscribes to its input only
-        once it is ready, so the graph comes up from its downstream end by itself.
-        """
+        """Start every node but the capture node at once, wait for their ready lines, then
+        start the capture node and wait for it. Nobody waits for a subscriber count; this only
+        orders the start so that the graph stands before the first frame, and the QoS keeps
+        what a later match needs (discovery can take seconds on a busy machine)."""
         logs = self.output_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for spec, argv in commands:
-            process = NodeProcess(spec, argv, logs / f"{spec.name}.log", self.settings.echo)
-            self.processes.append(process)
+        capture = [(spec, argv) for spec, argv in commands if spec.name in CAPTURE_NODES]
+        rest = [(spec, argv) for spec, argv in commands if spec.name not in CAPTURE_NODES]
+        for group in (rest, capture):
+            started = [NodeProcess(spec, argv, logs / f"{spec.name}.log", self.settings.echo)
+                       for spec, argv in group]
+            self.processes += started
+            self._wait_ready(started, deadline)
+
+    def _wait_ready(self, waiting: list[NodeProcess], deadline: float) -> None:
         ready_by = min(deadline, time.monotonic() + self.settings.ready_timeout_s)
-        waiting = list(self.processes)
+        waiting = list(waiting)
         while waiting:
             time.sleep(0.05)
             for process in list(waiting):
@@ -111,6 +131,21 @@ class GraphRunner:
             if waiting and time.monotonic() > ready_by:
                 raise waiting[0].failure("did not report ready in time")
 
+    def _wait_for_first_frame(self, sink: Sink, deadline: float) -> None:
+        """Until the first frame has come through the graph to the recorder: a supervisor's
+        observation, not a gate (the nodes never wait). Discovery of the capture node can take
+        seconds on a busy machine; the frames it captured meanwhile are kept for the readers
+        (kp_motion.ros.qos) and flow once they match."""
+        if not sink.expects_output:
+            return
+        first_by = min(deadline, time.monotonic() + self.settings.ready_timeout_s)
+        while not sink.has_output():
+            if time.monotonic() > first_by:
+                raise RunnerError("no frame came through the graph within "
+                                  f"{self.settings.ready_timeout_s:g} s")
+            self._check_alive(None)
+            time.sleep(0.05)
+
     def _check_alive(self, camera: NodeProcess | None) -> None:
         for process in self.processes:
             if process is camera or process.alive():
@@ -118,23 +153,29 @@ class GraphRunner:
             raise process.failure(f"exited with status {process.process.returncode}")
 
     def _wait_for_end(self, sink: Sink | None, deadline: float) -> None:
-        camera = next((p for p in self.processes if p.name == "camera"), None)
+        """Until the clip has ended and the graph's outputs have been quiet for settle_s.
+
+        The capture node stays alive at the end of the clip (the runner sets exit_at_end
+        false), so its kept frames still reach a reader that matched it late; the run ends
+        once the rendered stream (the captured one without a receiver) has gone quiet."""
+        camera = next((p for p in self.processes if p.name in CAPTURE_NODES), None)
         clip_ended_at: float | None = None
         while True:
             time.sleep(0.1)
             if time.monotonic() > deadline:
                 raise RunnerError(f"the graph did not finish within {self.settings.timeout_s} s")
-            if camera is not None and not camera.alive():
-                if camera.process.returncode != 0:
-                    raise camera.failure(f"exited with status {camera.process.returncode}")
-                if clip_ended_at is None:
-                    clip_ended_at = time.monotonic()
-                    self._log("end of clip; waiting for the last frames")
+            if camera is not None and not camera.alive() and camera.process.returncode != 0:
+                raise camera.failure(f"exited with status {camera.process.returncode}")
             self._check_alive(camera)
+            ended = camera is None or camera.input_ended.is_set() or not camera.alive()
+            if ended and clip_ended_at is None:
+                clip_ended_at = time.monotonic()
+                self._log("end of clip; waiting for the last frames")
             if clip_ended_at is None:
                 continue
-            quiet = sink.quiet_for() if sink is not None else time.monotonic() - clip_ended_at
-            if quiet >= self.settings.settle_s and time.monotonic() - clip_ended_at >= 0.5:
+            since_end = time.monotonic() - clip_ended_at
+            quiet = sink.quiet_for() if sink is not None else since_end
+            if quiet >= self.settings.settle_s and since_end >= 0.5:
                 return
 
     def _stop_all(self, interrupted: bool) -> dict[str, int | None]:
@@ -160,14 +201,19 @@ class GraphRunner:
         started = time.monotonic()
         timeout = self.settings.timeout_s
         deadline = started + timeout if timeout else float("inf")
+        os.environ.update(discovery.private_defaults(os.environ))  # before any DDS participant
+        self._log(discovery.describe(os.environ))
         roles = {spec.role for spec in self.specs}
+        names = {spec.name for spec in self.specs}
         sink = Sink(self.output_dir, _stream_fps(self.options), RECEIVER in roles,
-                    SENDER in roles)
+                    "camera" in names, namespace=self.specs[0].namespace,
+                    clip=is_recorded_input(self.options.input))
         result = RunResult(self.graph, self.output_dir)
         previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         interrupted = False
         try:
             self._start_all(commands, deadline)
+            self._wait_for_first_frame(sink, deadline)
             self._log(f"running the {self.graph} graph ({', '.join(s.name for s in self.specs)})")
             self._wait_for_end(sink, deadline)
         except KeyboardInterrupt as stop:

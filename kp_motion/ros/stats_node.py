@@ -7,7 +7,8 @@ Topics (relative names, remapped by the graph):
                     concealed), and each stamp's origin for the latency split
     rendered        sensor_msgs/Image: end-to-end latency = arrival time - header.stamp
                     (capture time for detected frames; forecast frames carry an extrapolated
-                    stamp, so their latency is reported separately)
+                    stamp, so their latency is reported separately, and the diagnostics quote
+                    the detected frames' latency)
     /diagnostics    diagnostic_msgs/DiagnosticArray every report_period seconds
 
 The arithmetic is kp_motion.stream.meters.StreamStats; this node feeds it one call per message.
@@ -27,13 +28,12 @@ from sensor_msgs.msg import Image
 
 from kp_motion.msg import Keypoint60
 from kp_motion.ros.common import (
-    KEYPOINT_QOS,
-    RECORDER_QOS,
     KpMotionNode,
     exit_process,
     run_node,
 )
 from kp_motion.ros.conversions import stamp_to_ns
+from kp_motion.ros.qos import KEYPOINT_QOS, RECORDER_QOS
 from kp_motion.stream.meters import StreamStats
 
 
@@ -69,7 +69,8 @@ class StatsNode(KpMotionNode):
 
     def _report(self) -> None:
         summary = self.summary()
-        network, latency = summary["network"], summary["rendered"]["latency"]["all"]
+        # Capture-to-display latency: only detected frames carry a capture stamp.
+        network, latency = summary["network"], summary["rendered"]["latency"]["detected"]
         status = DiagnosticStatus(level=DiagnosticStatus.OK, name="kp_motion: stream",
                                   hardware_id=self.get_name())
         status.message = (
@@ -85,8 +86,8 @@ class StatsNode(KpMotionNode):
             "frames_predicted": summary["keypoints_full"]["predicted"],
             "frames_concealed": summary["keypoints_full"]["concealed"],
             "frames_rendered": summary["rendered"]["frames"],
-            "latency_mean_ms": latency.get("mean_ms", float("nan")),
-            "latency_p95_ms": latency.get("p95_ms", float("nan")),
+            "latency_detected_mean_ms": latency.get("mean_ms", float("nan")),
+            "latency_detected_p95_ms": latency.get("p95_ms", float("nan")),
         }
         status.values = [KeyValue(key=key, value=f"{value:g}") for key, value in pairs.items()]
         array = DiagnosticArray(status=[status])

@@ -2,8 +2,11 @@
 
 StreamStats takes three kinds of event (a transmitted message of some size, a frame of the
 full-rate stream with its origin, a rendered frame with its capture stamp) and sums them up.
-Latency is arrival time - capture stamp; forecast frames carry an extrapolated stamp, so their
-latency is reported per origin as well as over all frames.
+Latency is arrival time - capture stamp. Only a detected frame's stamp is a capture time: a
+predicted or concealed frame carries a stamp extrapolated from the last received one, which
+can lie after the frame's arrival (the forecast is rendered before its frame would have been
+captured), so its "latency" can be negative. Latency is therefore reported per origin, and the
+summary over every frame is named ALL_FRAMES and counts its negative values.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ from kp_motion.keypoints import Origin
 
 ORIGIN_NAMES = {int(origin): origin.name.lower() for origin in Origin}
 STAMP_MEMORY = 10_000  # stamps remembered to look up a rendered frame's origin
+# Latency over every rendered frame, forecast ones (extrapolated stamps) included.
+ALL_FRAMES = "all_frames_incl_forecast"
+ALL_FRAMES_NOTE = ("all_frames_incl_forecast includes predicted and concealed frames, whose "
+                   "extrapolated stamps can lie after their arrival (negative latencies); "
+                   "detected is capture-to-display")
 
 
 class RateMeter:
@@ -55,6 +63,7 @@ def latency_summary(latencies_s: list[float]) -> dict[str, float]:
     values = np.asarray(latencies_s) * 1000.0
     return {
         "count": int(values.size),
+        "negative": int((values < 0).sum()),
         "mean_ms": float(values.mean()),
         "p50_ms": float(np.percentile(values, 50)),
         "p95_ms": float(np.percentile(values, 95)),
@@ -126,12 +135,13 @@ class StreamStats:
         network["bytes_per_stream_second"] = network["bytes"] / stream_seconds if full_frames else 0
         network["frames_lost"] = self.gaps.missing
         all_latencies = [value for values in self.latencies.values() for value in values]
-        latency = {"all": latency_summary(all_latencies)}
-        latency.update({name: latency_summary(values) for name, values in self.latencies.items()})
+        latency = {name: latency_summary(values) for name, values in self.latencies.items()}
+        latency[ALL_FRAMES] = latency_summary(all_latencies)
         return {
             "network": network,
             "keypoints_full": {"frames": full_frames, **self.origins},
-            "rendered": {"frames": self.rendered, "latency": latency},
+            "rendered": {"frames": self.rendered, "latency": latency,
+                         "latency_note": ALL_FRAMES_NOTE},
             "rejected": dict(rejected or {}),
             "schedule": {"m": self.m, "n": self.n},
             "fps": self.fps,

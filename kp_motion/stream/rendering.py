@@ -20,13 +20,19 @@ ORIGIN_COLOURS = {
 }
 UNKNOWN_ORIGIN_COLOUR = (128, 128, 128)
 BORDER_PIXELS = 2
+# Keypoints are drawn in [-1, 1] image coordinates. A finite but huge position (a forecast
+# gone astray, a corrupt message) overflows OpenCV's int32 pixel coordinates; anything beyond
+# this bound lies off the canvas anyway, so positions are clipped to it before drawing.
+DRAW_LIMIT = 4.0
 
 
 def overlay_frame(rendered: np.ndarray, positions: np.ndarray, origin: int) -> np.ndarray:
     """The rendered frame with keypoints drawn and a border coloured by the frame's origin."""
     from kp_motion.models.animator import draw_keypoints
 
-    canvas = draw_keypoints(rendered, positions)
+    # NaN stays NaN through the clip and draw_keypoints skips it.
+    drawable = np.clip(np.asarray(positions, np.float64), -DRAW_LIMIT, DRAW_LIMIT)
+    canvas = draw_keypoints(rendered, drawable)
     colour = ORIGIN_COLOURS.get(origin, UNKNOWN_ORIGIN_COLOUR)
     b = BORDER_PIXELS
     canvas[:b], canvas[-b:], canvas[:, :b], canvas[:, -b:] = colour, colour, colour, colour
@@ -48,13 +54,17 @@ class StreamRenderer:
         self.last_frame_index: int | None = None
         self.rendered = 0
 
-    def set_source(self, frame: np.ndarray) -> None:
-        """A new source image (any size: it is fitted to the model); restarts the stream."""
+    def set_source(self, frame: np.ndarray) -> str | None:
+        """A new source image (any size: it is fitted to the model); restarts the stream.
+        Returns a warning to log when the image is smaller than the model (upscaled)."""
         from kp_motion.data.video_io import resize_frame, to_tensor
+        from kp_motion.stream.sender import upscale_note
 
+        note = upscale_note(frame.shape, self.animator.config.image_size, "the source image")
         frame = resize_frame(frame, self.animator.config.image_size)
         self.animator.set_source(to_tensor(frame))
         self.last_frame_index = None
+        return note
 
     def warm_up(self) -> None:
         """One render of a blank source, so that the first real frame is not the slow one."""

@@ -75,13 +75,35 @@ class TransmitGate:
         return True
 
 
-class FrameDetector:
-    """A FOMM keypoint detector as a function of one uint8 RGB frame -> its 60 values."""
+def upscale_note(shape: tuple[int, ...], model_size: tuple[int, int], what: str) -> str | None:
+    """A warning when an image smaller than the model's input (e.g. 1x1) is about to be
+    enlarged to it: the model then sees a blur, and its keypoints mean little."""
+    height, width = shape[:2]
+    if height >= model_size[0] and width >= model_size[1]:
+        return None
+    return (f"{what} of {width}x{height} pixels is upscaled to the model's "
+            f"{model_size[1]}x{model_size[0]}: its keypoints will be unreliable")
 
-    def __init__(self, kp_detector, image_size: tuple[int, int], device) -> None:
+
+class FrameDetector:
+    """A FOMM keypoint detector as a function of one uint8 RGB frame -> its 60 values.
+
+    `warn` hears (once per input size) that a frame smaller than the model is upscaled.
+    """
+
+    def __init__(self, kp_detector, image_size: tuple[int, int], device,
+                 warn: Callable[[str], None] | None = None) -> None:
         self.kp_detector = kp_detector
         self.image_size = image_size
         self.device = device
+        self.warn = warn
+        self._sizes_warned: set[tuple[int, ...]] = set()
+
+    def _check_size(self, frame: np.ndarray) -> None:
+        note = upscale_note(frame.shape, self.image_size, "an input image")
+        if note and self.warn is not None and frame.shape[:2] not in self._sizes_warned:
+            self._sizes_warned.add(frame.shape[:2])
+            self.warn(note)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         import torch
@@ -89,6 +111,7 @@ class FrameDetector:
         from kp_motion.data.video_io import resize_frame, to_tensor
         from kp_motion.models.animator import keypoints_to_values
 
+        self._check_size(frame)
         frame = resize_frame(frame, self.image_size)
         with torch.inference_mode():
             keypoints = self.kp_detector(to_tensor(frame).to(self.device))

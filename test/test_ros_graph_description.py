@@ -320,7 +320,7 @@ def test_launch_files_start_exactly_the_graph_description(graph_name, arguments,
 
 
 def test_launch_arguments_carry_real_defaults_choices_and_what_is_required(monkeypatch):
-    from kp_motion.names import FORECASTERS, ROLES
+    from kp_motion.names import FORECASTERS, ROLES, SET_MEMBERS
 
     for graph_name in ("transfer", "reconstruction"):
         entities, context = _launch(graph_name, monkeypatch)
@@ -330,7 +330,7 @@ def test_launch_arguments_carry_real_defaults_choices_and_what_is_required(monke
             default = option.config_default()
             assert graph_options.parse_option(option.name, context[option.name]) == default \
                 or (default == "" and context[option.name] == "")
-        assert declared["forecaster"].choices == list(FORECASTERS)
+        assert declared["forecaster"].choices == list(FORECASTERS + SET_MEMBERS)
         assert declared["role"].choices == list(ROLES)
         assert declared["exit_at_end"].choices == ["true", "false"]
         assert (context["m"], context["fps"], context["input"]) == ("5", "25.0", "0")

@@ -43,6 +43,9 @@ def run_summary(result: RunResult, options: GraphOptions) -> dict[str, Any]:
         "network_bytes_per_second": network.get("bytes_per_second"),
         "network_bytes_per_stream_second": network.get("bytes_per_stream_second"),
         "network_mean_message_bytes": network.get("mean_message_bytes"),
+        "payload_bytes_per_second": network.get("payload_bytes_per_second"),
+        "wire_bytes_per_second": network.get("wire_bytes_per_second"),
+        "frames_sent_share": network.get("frames_sent_share"),
         "latency_ms": latency,
         "exit_codes": result.exit_codes,
         "wall_s": result.wall_s,
@@ -72,6 +75,9 @@ def _markdown_rows(summary: dict[str, Any]) -> list[str]:
         f"| network bytes per second of video | "
         f"{_number(summary['network_bytes_per_stream_second'])} |",
         f"| mean message size (bytes) | {_number(summary['network_mean_message_bytes'])} |",
+        f"| wire bytes per second of video (payload + transport overhead per message) | "
+        f"{_number(summary['wire_bytes_per_second'])} |",
+        f"| share of frames sent | {_number(summary['frames_sent_share'], 3)} |",
         f"| latency, detected frames: mean / p95 (ms) | {_number(detected.get('mean_ms'))} / "
         f"{_number(detected.get('p95_ms'))} |",
         f"| latency, all frames incl. forecast ones (extrapolated stamps, "

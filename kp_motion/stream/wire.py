@@ -34,10 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kp_motion.keypoints import NUM_VALUES, POSITION_VALUES
-
-FLOAT32 = "float32"
-COMPACT = "compact"
-WIRES = (FLOAT32, COMPACT)
+from kp_motion.names import COMPACT, FLOAT32, WIRES  # noqa: F401 (the wire names, re-exported)
 
 FORMAT_VERSION = 1
 HEADER_BYTES = 4

@@ -30,7 +30,8 @@ def test_packet_message_size_is_what_the_wire_module_computes():
     values = np.linspace(-0.9, 3.0, 60).astype(np.float32)
     message = KeypointPacket(packet=np.frombuffer(wire.encode(7, 70_000, values), np.uint8))
     data = serialize_message(message)
-    assert len(data) == wire.packet_message_bytes() == 4 + wire.PACKET_BYTES == 78
+    # 4-byte encapsulation header + 74 bytes, padded to a multiple of 4.
+    assert len(data) == wire.packet_message_bytes() == 80
     decoded = wire.decode(bytes(deserialize_message(data, KeypointPacket).packet))
     assert (decoded.stream_id, decoded.frame_index) == (7, 70_000 % wire.INDEX_MODULUS)
     np.testing.assert_array_equal(decoded.values, wire.quantized(values))

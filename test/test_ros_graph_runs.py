@@ -158,3 +158,29 @@ def test_a_node_that_fails_at_start_up_stops_the_graph_with_its_reason(tmp_path,
         in result.stderr
     assert "cannot start" in result.stderr and str(checkpoint) in result.stderr  # its log tail
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+@pytest.mark.slow
+def test_predictive_policy_over_the_compact_wire_renders_every_frame(tmp_path, ros_env):
+    from kp_motion.stream.wire import TRANSPORT_OVERHEAD_BYTES, payload_bytes
+
+    # A threshold no forecast exceeds: only the refreshes (every max_gap-th frame) are sent,
+    # so which frames travel is known; the last frame is one, so nothing is left to a deadline.
+    # The wait budget outlasts the run: withheld frames are forecast when the next packet
+    # arrives, independent of this machine's speed (the deadline path has its own tests).
+    frames, max_gap = 21, 10
+    output, record, report = _run_graph(
+        tmp_path, ros_env, "reconstruction", frames,
+        ["--forecaster", "hold-last", "--policy", "predictive", "--wire", "compact",
+         "--threshold", "1000", "--max-gap", str(max_gap), "--wait-budget", "60"])
+    assert len(record["captured_stamps_ns"]) == frames
+    sent = [i for i in range(frames) if i % max_gap == 0]
+    expected = {i: Origin.DETECTED if i in sent else Origin.PREDICTED for i in range(frames)}
+    _check_stream(record, expected)
+    assert report["network_messages"] == len(sent)
+    assert report["frames_sent_share"] == pytest.approx(len(sent) / frames)
+    video_seconds = frames / FPS
+    assert report["payload_bytes_per_second"] == pytest.approx(
+        len(sent) * payload_bytes("compact") / video_seconds)
+    assert report["wire_bytes_per_second"] == pytest.approx(
+        len(sent) * (payload_bytes("compact") + TRANSPORT_OVERHEAD_BYTES) / video_seconds)

@@ -49,7 +49,8 @@ def test_predictive_sender_sends_what_the_mirror_cannot_forecast_and_every_refre
     assert sender.gate.withheld == len(truth) - len(sent)
     for capture in captures:  # what is sent is what the compact wire delivers
         if capture.values is not None:
-            np.testing.assert_array_equal(capture.values, wire.quantized(truth[capture.frame_index]))
+            delivered = wire.quantized(truth[capture.frame_index])
+            np.testing.assert_array_equal(capture.values, delivered)
 
 
 def test_graph_receiver_output_matches_the_mirror_frame_by_frame_over_packets():

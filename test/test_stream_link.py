@@ -118,3 +118,33 @@ def test_stream_stats_payload_and_wire_rates_per_second_of_video():
     assert network["wire_bytes_per_second"] == pytest.approx((160 + 2 * 84) / 2.0)
     assert network["frames_sent_share"] == pytest.approx(0.1)
     assert network["frames_lost"] is None
+
+
+def test_graph_cli_refuses_two_comparisons_at_once_in_one_line(capsys):
+    from kp_motion.cli.main import main
+
+    status = main(["graph", "transfer", "--compare-without-prediction", "--compare-policies"])
+    error = capsys.readouterr().err.strip()
+    assert status == 2
+    assert "choose one of --compare-without-prediction and --compare-policies" in error
+    assert len(error.splitlines()) == 1
+
+
+def test_policy_comparison_report_puts_both_runs_side_by_side(tmp_path):
+    from kp_motion.ros.reports import write_policy_comparison
+
+    def run(messages: int, size: float) -> dict:
+        return {"graph": "transfer", "options": {"policy": "x"}, "frames_captured": 50,
+                "frames_rendered": 50, "frames_detected": messages, "frames_predicted": 1,
+                "frames_concealed": 0, "network_messages": messages, "network_frames_lost": 0,
+                "network_bytes_per_second": 1.0, "network_bytes_per_stream_second": 1.0,
+                "network_mean_message_bytes": size,
+                "payload_bytes_per_second": messages * size / 2.0,
+                "wire_bytes_per_second": messages * (size + 84) / 2.0,
+                "frames_sent_share": messages / 50, "latency_ms": {}}
+
+    comparison = write_policy_comparison(run(25, 312.0), run(5, 80.0), tmp_path)
+    assert comparison["payload_bytes_per_second_ratio"] == pytest.approx(5 * 80 / (25 * 312))
+    report = (tmp_path / "report.md").read_text()
+    assert "| | fixed | predictive |" in report
+    assert "| share of captured frames sent |0.500 |0.100 |" in report

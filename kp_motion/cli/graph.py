@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.ros.graph import check_options, missing_inputs
     from kp_motion.ros.options import options_from_namespace
 
+    if args.compare_without_prediction and args.compare_policies:
+        raise CliError("choose one of --compare-without-prediction and --compare-policies")
     options = options_from_namespace(args)
     if options.fps is None:  # a video file plays at its own rate unless told otherwise
         options.fps = _file_fps(options.input)
@@ -86,8 +88,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     require_ros()
     try:
-        if args.compare_without_prediction and args.compare_policies:
-            raise CliError("choose one of --compare-without-prediction and --compare-policies")
         if args.compare_without_prediction:
             report = runner.run_comparison(args.graph, options, args.output, settings)
             summary = report["with_prediction"]

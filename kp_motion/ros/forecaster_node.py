@@ -26,7 +26,9 @@ Timing: policy fixed conceals a lost frame when the next frame arrives, or (conc
 0) once its message is overdue by that many seconds. Policy predictive forecasts frame i when
 its deadline passes, one period plus wait_budget after its capture time (a timer at the frame
 rate); a message for a frame already forecast is replayed into the forecaster's state but not
-shown. Output latency is thus the network delay plus wait_budget.
+shown. Output latency is thus the network delay plus wait_budget. Deadlines compare capture
+stamps with this node's clock: sender and receiver machines need synchronised clocks (as the
+stats node's latency does).
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class StatsNode(KpMotionNode):
         self.stats = StreamStats(s["fps"], s["m"], s["n"], TRANSPORT_OVERHEAD_BYTES,
                                  count_gaps=s["policy"] != PREDICTIVE)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.last_packet_index: int | None = None  # packets carry frame_index mod 2^16
         if s["wire"] == COMPACT:
             self.create_subscription(KeypointPacket, "packets", self._on_packet, KEYPOINT_QOS)
         else:
@@ -66,14 +67,16 @@ class StatsNode(KpMotionNode):
                               time.monotonic())
 
     def _on_packet(self, message: KeypointPacket) -> None:
-        from kp_motion.stream.wire import decode
+        from kp_motion.stream.wire import decode, unwrap_index
 
         try:
             wrapped_index = decode(bytes(message.packet)).frame_index
         except ValueError as error:
             self.reject("malformed packet", str(error))
             return
-        self.stats.on_network(len(serialize_message(message)), wrapped_index, time.monotonic())
+        frame_index = unwrap_index(wrapped_index, self.last_packet_index)
+        self.last_packet_index = max(frame_index, self.last_packet_index or 0)
+        self.stats.on_network(len(serialize_message(message)), frame_index, time.monotonic())
 
     def _on_full(self, message: Keypoint60) -> None:
         if not self.stats.on_full(int(message.origin), stamp_to_ns(message.header.stamp)):

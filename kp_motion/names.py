@@ -18,6 +18,19 @@ RECEIVER = "receiver"
 BOTH = "both"
 ROLES = (SENDER, RECEIVER, BOTH)
 
+# Sender policies: the method's fixed schedule (send m frames, withhold n), or predictive
+# transmission (send a frame only when the receiver's forecast of it would be off by more than a
+# threshold; kp_motion.stream.predictive).
+FIXED = "fixed"
+PREDICTIVE = "predictive"
+POLICIES = (FIXED, PREDICTIVE)
+
+# Wire formats of the sender-to-receiver link: Keypoint60 (60 float32 values) or the compact
+# packet of quantised values (kp_motion.stream.wire).
+FLOAT32 = "float32"
+COMPACT = "compact"
+WIRES = (FLOAT32, COMPACT)
+
 # Forecasters: baselines are built by name; learned (neural) and linear (least-squares) kinds
 # load from a checkpoint folder.
 HOLD_LAST = "hold-last"

@@ -15,7 +15,9 @@ import re
 GRAPH_TOPICS = {
     "image": "kp_motion/camera/image",
     "source_image": "kp_motion/source_image",
-    "network": "kp_motion/network/keypoints",
+    "network": "kp_motion/network/keypoints",  # Keypoint60 (wire float32)
+    "network_packets": "kp_motion/network/packets",  # KeypointPacket (wire compact)
+    "network_stream": "kp_motion/network/stream",  # KeypointStream: the packets' description
     "keypoints_full": "kp_motion/keypoints",
     "rendered": "kp_motion/rendered",
     "overlay": "kp_motion/overlay",

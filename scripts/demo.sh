@@ -5,12 +5,14 @@
 # keypoints of m of every m + n frames; the forecaster (the embedded VRNN by default) predicts
 # the withheld ones; the renderer animates the bundled source image (assets/demo_source.png);
 # the stats node measures the network topic and the latency. The graph then runs a second time
-# with every frame sent (n = 0), for the comparison.
+# with predictive transmission over the compact wire (docs/bandwidth/README.md), and the report
+# shows both policies side by side.
 #
 # Usage: scripts/demo.sh [OUTPUT_DIR] [kp-motion graph options, e.g. --forecaster hold-last]
 #   OUTPUT_DIR defaults to out/demo. It receives rendered.mp4, overlay.mp4, report.md and
-#   report.json (bytes/s with and without prediction, frames predicted and concealed,
-#   latency), logs/ of every node, and no_prediction/ (the run with n = 0).
+#   report.json (payload and wire bytes/s, share of frames sent, frames predicted and
+#   concealed, latency, for both policies), logs/ of every node, and predictive/ (the second
+#   run). `kp-motion graph --compare-without-prediction` compares with sending every frame.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,6 +40,6 @@ python -m kp_motion.cli.main graph transfer \
   --input "$root/assets/demo_driving.mp4" \
   --source-image "$root/assets/demo_source.png" \
   --output "$output" \
-  --compare-without-prediction \
+  --compare-policies \
   "$@"
 echo "demo: report in $output/report.md, videos $output/rendered.mp4 and $output/overlay.mp4"

@@ -107,9 +107,13 @@ def test_the_sender_offers_keypoints_only_unless_asked_for_images():
     assert node_parameter_defaults("sender")["publish_images"] is False
     assert "publish_images" not in spec.parameters
     assert spec.parameters["publish_source"] is False
-    offered = {"keypoints"}  # the only topic it always publishes; image/source_image on request
+    # The network topics (one per wire: keypoints, or packets and their stream description);
+    # image/source_image only on request.
+    offered = {"keypoints", "packets", "stream"}
     remapped = dict(spec.remappings)
     assert remapped["keypoints"] == GRAPH_TOPICS["network"]
+    assert remapped["packets"] == GRAPH_TOPICS["network_packets"]
+    assert remapped["stream"] == GRAPH_TOPICS["network_stream"]
     assert {name for name in remapped if name not in offered} == {"image", "source_image"}
     assert set(IMAGE_TOPICS) >= {"image", "source_image"}
     # reconstruction needs the source frame at the receiver, by definition: one latched image

@@ -69,12 +69,14 @@ def test_reconstruction_graph_renders_every_frame_with_capture_stamps(tmp_path, 
 
 
 @pytest.mark.slow
-def test_transfer_graph_conceals_frames_lost_on_the_network(tmp_path, ros_env):
+@pytest.mark.parametrize("wire", ["float32", "compact"])
+def test_transfer_graph_conceals_frames_lost_on_the_network(tmp_path, ros_env, wire):
     from ros_helpers import clip_frames
 
     from kp_motion.data.video_io import write_image
     from kp_motion.forecasting.schedule import is_last_transmitted, is_transmitted
     from kp_motion.stream.sender import TransmitGate
+    from kp_motion.stream.wire import payload_bytes
 
     frames, m, n, drop, seed = 20, 3, 1, 0.3, 5
     source = write_image(tmp_path / "face.png", clip_frames(1, seed=9)[0])
@@ -87,7 +89,8 @@ def test_transfer_graph_conceals_frames_lost_on_the_network(tmp_path, ros_env):
     output, record, report = _run_graph(
         tmp_path, ros_env, "transfer", frames,
         ["--source-image", str(source), "--forecaster", "constant-velocity", "--m", str(m),
-         "--n", str(n), "--drop-probability", str(drop), "--drop-seed", str(seed)])
+         "--n", str(n), "--drop-probability", str(drop), "--drop-seed", str(seed),
+         "--wire", wire])
     # Lost frames after the last one received cannot be noticed (no later frame arrives).
     last = sent[-1] + (n if is_last_transmitted(sent[-1], m, n) else 0)
     expected = {}
@@ -98,6 +101,7 @@ def test_transfer_graph_conceals_frames_lost_on_the_network(tmp_path, ros_env):
             expected[index] = Origin.DETECTED if index in sent else Origin.CONCEALED
     _check_stream(record, expected)
     assert report["network_messages"] == len(sent)
+    assert report["network_mean_message_bytes"] == payload_bytes(wire)  # that wire's messages
     assert report["network_frames_lost"] == len([i for i in lost if i < sent[-1]])
     assert report["frames_concealed"] == list(expected.values()).count(Origin.CONCEALED)
 
@@ -158,3 +162,52 @@ def test_a_node_that_fails_at_start_up_stops_the_graph_with_its_reason(tmp_path,
         in result.stderr
     assert "cannot start" in result.stderr and str(checkpoint) in result.stderr  # its log tail
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+# A threshold no forecast exceeds: only the refreshes (every max_gap-th frame) are sent, so
+# which frames travel is known; the last frame is one, so nothing is left to a deadline. The
+# wait budget outlasts the run: withheld frames are forecast when the next packet arrives,
+# independent of this machine's speed (the deadline has its own tests).
+PREDICTIVE_ONLY_REFRESHES = ["--forecaster", "hold-last", "--policy", "predictive", "--wire",
+                             "compact", "--threshold", "1000", "--wait-budget", "60"]
+
+
+@pytest.mark.slow
+def test_predictive_policy_over_the_compact_wire_renders_every_frame(tmp_path, ros_env):
+    from kp_motion.stream.wire import TRANSPORT_OVERHEAD_BYTES, payload_bytes
+
+    frames, max_gap = 21, 10
+    output, record, report = _run_graph(
+        tmp_path, ros_env, "reconstruction", frames,
+        [*PREDICTIVE_ONLY_REFRESHES, "--max-gap", str(max_gap)])
+    assert len(record["captured_stamps_ns"]) == frames
+    sent = [i for i in range(frames) if i % max_gap == 0]
+    expected = {i: Origin.DETECTED if i in sent else Origin.PREDICTED for i in range(frames)}
+    _check_stream(record, expected)
+    assert report["network_messages"] == len(sent)
+    assert report["frames_sent_share"] == pytest.approx(len(sent) / frames)
+    video_seconds = frames / FPS
+    assert report["payload_bytes_per_second"] == pytest.approx(
+        len(sent) * payload_bytes("compact") / video_seconds)
+    assert report["wire_bytes_per_second"] == pytest.approx(
+        len(sent) * (payload_bytes("compact") + TRANSPORT_OVERHEAD_BYTES) / video_seconds)
+
+
+@pytest.mark.slow
+def test_predictive_policy_keeps_every_frame_when_messages_are_lost(tmp_path, ros_env):
+    from kp_motion.stream.sender import TransmitGate
+
+    frames, max_gap, drop, seed = 31, 10, 0.3, 1
+    refreshes = list(range(0, frames, max_gap))
+    gate = TransmitGate(1, 0, drop, seed)  # the sender's loss: one draw per sent message
+    arrived = [i for i in refreshes if gate.survives_network()]
+    assert arrived[0] == 0 and arrived[-1] == refreshes[-1] and len(arrived) < len(refreshes), \
+        "seed chosen so that a message between the first and the last is lost"
+    output, record, report = _run_graph(
+        tmp_path, ros_env, "reconstruction", frames,
+        [*PREDICTIVE_ONLY_REFRESHES, "--max-gap", str(max_gap), "--drop-probability", str(drop),
+         "--drop-seed", str(seed)])
+    # A lost message's frame is forecast like a withheld one: the output stays complete.
+    expected = {i: Origin.DETECTED if i in arrived else Origin.PREDICTED for i in range(frames)}
+    _check_stream(record, expected)
+    assert report["network_messages"] == len(arrived)

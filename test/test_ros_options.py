@@ -105,7 +105,9 @@ def test_an_option_sets_its_parameter_on_every_node_that_declares_it():
     chosen = dict(input="clip", source_image="face.png", forecaster="hold-last",
                   forecaster_path="f", m=2, n=1, fps=10.0, device="cpu", checkpoint="c",
                   width=64, height=48, max_frames=5, drop_probability=0.1, drop_seed=3,
-                  summary_path="s.json", exit_at_end=True, publish_images=True)
+                  summary_path="s.json", exit_at_end=True, publish_images=True,
+                  policy="predictive", wire="compact", threshold=0.01, max_gap=25,
+                  wait_budget=0.5)
     assert set(chosen) == {o.name for o in table.GRAPH_OPTIONS if o.param is not None}
     specs = {spec.name: spec for role in ("both", "sender")
              for spec in build_graph("transfer", table.GraphOptions(**chosen, role=role))}
@@ -120,6 +122,10 @@ def test_an_option_sets_its_parameter_on_every_node_that_declares_it():
                 assert specs[node].parameters[option.param.name] == chosen[option.name]
     m_nodes = {node for node, _ in table.OPTIONS_BY_NAME["m"].targets()}
     assert m_nodes == {"keypoint_detector", "sender", "forecaster", "stats"}
+    # The sender's side and the receiver's agree on the policy and the wire by construction.
+    for name in ("policy", "wire"):
+        nodes = {node for node, _ in table.OPTIONS_BY_NAME[name].targets()}
+        assert nodes == {"keypoint_detector", "sender", "forecaster", "stats"}
 
 
 def test_every_node_parameter_the_graph_sets_is_declared():

@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for videos, logs and reports (default out/graph)")
     parser.add_argument("--compare-without-prediction", action="store_true",
                         help="also run with n=0 and write a comparison report")
+    parser.add_argument("--compare-policies", action="store_true",
+                        help="run with the fixed schedule, then with predictive transmission "
+                        "(over the compact wire unless --wire is given), and write both side "
+                        "by side")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds of quiet after the clip before stopping (default 3)")
     parser.add_argument("--timeout", type=float, help="give up after this many seconds")
@@ -65,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     from kp_motion.ros.graph import check_options, missing_inputs
     from kp_motion.ros.options import options_from_namespace
 
+    if args.compare_without_prediction and args.compare_policies:
+        raise CliError("choose one of --compare-without-prediction and --compare-policies")
     options = options_from_namespace(args)
     if options.fps is None:  # a video file plays at its own rate unless told otherwise
         options.fps = _file_fps(options.input)
@@ -85,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         if args.compare_without_prediction:
             report = runner.run_comparison(args.graph, options, args.output, settings)
             summary = report["with_prediction"]
+        elif args.compare_policies:
+            summary = runner.run_policy_comparison(args.graph, options, args.output,
+                                                   settings)["predictive"]
         else:
             summary = runner.run_summary(graph_runner.run(), graph_runner.options)
     except runner.RunnerError as error:

@@ -25,13 +25,11 @@ from kp_motion.forecasting.base import Forecaster
 from kp_motion.forecasting.baselines import rest_frame
 from kp_motion.forecasting.schedule import EmittedFrame, Receiver
 from kp_motion.keypoints import NUM_VALUES, Origin
+from kp_motion.names import FIXED, POLICIES, PREDICTIVE  # noqa: F401 (re-exported)
 from kp_motion.stream import wire as wires
 from kp_motion.stream.predictive import PredictiveReceiver, PredictiveSender
 from kp_motion.stream.sender import TransmitGate
 
-FIXED = "fixed"
-PREDICTIVE = "predictive"
-POLICIES = (FIXED, PREDICTIVE)
 STREAM_ID = 0  # the simulated link carries one stream
 
 

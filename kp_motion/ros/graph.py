@@ -90,22 +90,26 @@ def graph_nodes(graph: str) -> list[NodeSpec]:
     """Every node `graph` can run, upstream first, with the parameters the graph itself fixes
     and the roles that run it (a launch file declares them all, each under its role)."""
     reconstruction = graph == RECONSTRUCTION
-    network = ("keypoints", GRAPH_TOPICS["network"])
+    # The network topics of both wires (a node uses those of its wire parameter).
+    network = (("keypoints", GRAPH_TOPICS["network"]),
+               ("packets", GRAPH_TOPICS["network_packets"]),
+               ("stream", GRAPH_TOPICS["network_stream"]))
     return [
         NodeSpec("camera", "camera", SENDER, {"publish_source": reconstruction},
                  _remap("image", "source_image"), roles=(BOTH,)),
         NodeSpec("keypoint_detector", "keypoint_detector", SENDER, {},
-                 (("image", GRAPH_TOPICS["image"]), network), roles=(BOTH,)),
+                 (("image", GRAPH_TOPICS["image"]), *network), roles=(BOTH,)),
         NodeSpec("sender", "sender", SENDER, {"publish_source": reconstruction},
-                 (*_remap("image", "source_image"), network), roles=(SENDER,)),
+                 (*_remap("image", "source_image"), *network), roles=(SENDER,)),
         NodeSpec("forecaster", "forecaster", RECEIVER, {},
-                 (network, ("keypoints_full", GRAPH_TOPICS["keypoints_full"])),
+                 (*network, ("keypoints_full", GRAPH_TOPICS["keypoints_full"])),
                  roles=(RECEIVER, BOTH)),
         NodeSpec("renderer", "renderer", RECEIVER, {"mode": graph},
                  (("keypoints", GRAPH_TOPICS["keypoints_full"]),
                   *_remap("source_image", "rendered", "overlay")), roles=(RECEIVER, BOTH)),
         NodeSpec("stats", "stats", RECEIVER, {},
-                 (("network", GRAPH_TOPICS["network"]), *_remap("keypoints_full", "rendered")),
+                 (("network", GRAPH_TOPICS["network"]), *network[1:],
+                  *_remap("keypoints_full", "rendered")),
                  roles=(RECEIVER, BOTH)),
     ]
 

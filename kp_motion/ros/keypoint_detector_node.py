@@ -5,11 +5,18 @@ Topics (relative names, remapped by the graph):
                 clip, where every frame should be rendered) reliable and transient-local with
                 the clip's history, so frames sent while the model loaded are not lost
     keypoints   Keypoint60 out, reliable: the network topic, only the transmitted frames
+                (wire float32)
+    packets     KeypointPacket out, reliable: the same for wire compact (one topic per wire, so
+                a reader never meets a type it does not expect)
+    stream      KeypointStream out, latched: wire compact's stream description (model_id,
+                frame_id, the capture stamp of frame 0 and fps), published before the first
+                packet
 
-What happens to each image (frame_index from the capture stamps, the m/n schedule, the
-simulated loss, detection) is kp_motion.stream.sender.KeypointSender; this node converts
-messages. Malformed images do not count. header.stamp and header.frame_id are copied from the
-image, so the capture time travels with the keypoints.
+What happens to each image (frame_index from the capture stamps, the policy: the m/n
+schedule or the predictive mirror, the simulated loss, detection) is
+kp_motion.stream.sender.KeypointSender; this node converts messages. Malformed images do not
+count. header.stamp and header.frame_id are copied from the image (wire float32), so the capture
+time travels with the keypoints; wire compact sends them once, in the stream description.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
 
 from kp_motion.keypoints import Origin
-from kp_motion.msg import Keypoint60
+from kp_motion.msg import Keypoint60, KeypointPacket, KeypointStream
+from kp_motion.names import COMPACT, PREDICTIVE
 from kp_motion.ros.common import (
     KpMotionNode,
     configure_torch,
@@ -31,9 +39,10 @@ from kp_motion.ros.conversions import (
     MalformedMessageError,
     image_to_array,
     keypoints_to_message,
+    ns_to_stamp,
     stamp_to_ns,
 )
-from kp_motion.ros.qos import CLIP_IMAGE_QOS, KEYPOINT_QOS, SENSOR_QOS
+from kp_motion.ros.qos import CLIP_IMAGE_QOS, KEYPOINT_QOS, LATCHED_QOS, SENSOR_QOS
 from kp_motion.stream.sender import NON_FINITE, FrameDetector, KeypointSender
 
 
@@ -62,27 +71,80 @@ def sender_from_settings(node: KpMotionNode) -> KeypointSender:
     with startup_errors():
         detect = load_detector(node, s["checkpoint"], s["device"])
         return KeypointSender(detect, s["fps"], s["m"], s["n"], s["drop_probability"],
-                              s["drop_seed"])
+                              s["drop_seed"], predictive_mirror(node), s["wire"])
 
 
-def transmit(node: KpMotionNode, publisher, sender: KeypointSender, frame: np.ndarray,
+def predictive_mirror(node: KpMotionNode):
+    """policy predictive: the mirror of the receiver's forecaster (same kind, weights and
+    device setting as the forecaster node's); None for the fixed schedule."""
+    s = node.settings
+    if s["policy"] != PREDICTIVE:
+        return None
+    from kp_motion.devices import resolve_device
+    from kp_motion.forecasting.named import load_named_forecaster
+    from kp_motion.stream.predictive import PredictiveSender
+
+    forecaster = load_named_forecaster(s["forecaster"], s["forecaster_path"],
+                                       resolve_device(s["device"]))
+    node.get_logger().info(f"predictive: mirror {forecaster.name}, threshold {s['threshold']}, "
+                           f"max_gap {s['max_gap']}")
+    return PredictiveSender(forecaster, s["threshold"], s["max_gap"])
+
+
+# The stream id of a sender's packets: one stream per sender node (a receiver follows one).
+STREAM_ID = 0
+
+
+class KeypointLink:
+    """The network side of a sender: Keypoint60 (wire float32) or KeypointPacket plus its
+    latched KeypointStream description (wire compact)."""
+
+    def __init__(self, node: KpMotionNode, wire: str, fps: float) -> None:
+        self.node, self.fps = node, fps
+        self.compact = wire == COMPACT
+        self.described = False
+        if self.compact:
+            self.publisher = node.create_publisher(KeypointPacket, "packets", KEYPOINT_QOS)
+            self.stream_publisher = node.create_publisher(KeypointStream, "stream", LATCHED_QOS)
+        else:
+            self.publisher = node.create_publisher(Keypoint60, "keypoints", KEYPOINT_QOS)
+
+    def publishers(self) -> list:
+        return [self.publisher, self.stream_publisher] if self.compact else [self.publisher]
+
+    def describe(self, first_stamp_ns: int, frame_id: str) -> None:
+        """The stream description, once, before the first packet."""
+        description = KeypointStream(stream_id=STREAM_ID, model_id=self.node.model_id,
+                                     fps=float(self.fps))
+        description.header.stamp = ns_to_stamp(first_stamp_ns)
+        description.header.frame_id = frame_id
+        self.stream_publisher.publish(description)
+        self.described = True
+
+    def send(self, sender: KeypointSender, frame_index: int, values: np.ndarray, stamp: Time,
+             frame_id: str) -> None:
+        if not self.compact:
+            self.publisher.publish(keypoints_to_message(
+                values, frame_index=frame_index, origin=int(Origin.DETECTED),
+                model_id=self.node.model_id, stamp=stamp, frame_id=frame_id))
+            return
+        from kp_motion.stream.wire import encode
+
+        if not self.described:
+            self.describe(sender.indexer.first_stamp, frame_id)
+        packet = encode(STREAM_ID, frame_index, values)
+        self.publisher.publish(KeypointPacket(packet=np.frombuffer(packet, np.uint8)))
+
+
+def transmit(node: KpMotionNode, link: KeypointLink, sender: KeypointSender, frame: np.ndarray,
              stamp: Time, frame_id: str) -> None:
-    """One captured frame through the gate; its keypoints on the network if transmitted."""
+    """One captured frame through the policy; its keypoints on the network if transmitted."""
     capture = sender.capture(stamp_to_ns(stamp), frame)
     if capture.reason == NON_FINITE:
         node.reject(NON_FINITE, f"frame {capture.frame_index}")
     if capture.values is None:
         return
-    publisher.publish(
-        keypoints_to_message(
-            capture.values,
-            frame_index=capture.frame_index,
-            origin=int(Origin.DETECTED),
-            model_id=node.model_id,
-            stamp=stamp,
-            frame_id=frame_id,
-        )
-    )
+    link.send(sender, capture.frame_index, capture.values, stamp, frame_id)
 
 
 class KeypointDetectorNode(KpMotionNode):
@@ -91,7 +153,8 @@ class KeypointDetectorNode(KpMotionNode):
     def __init__(self) -> None:
         super().__init__()
         self.sender = sender_from_settings(self)
-        self.publisher = self.create_publisher(Keypoint60, "keypoints", KEYPOINT_QOS)
+        self.link = KeypointLink(self, self.settings["wire"], self.settings["fps"])
+        self.publisher = self.link.publisher
         self.when_subscribed(self.publisher, self.settings["wait_for_subscribers"],
                              self._subscribe)
 
@@ -106,7 +169,7 @@ class KeypointDetectorNode(KpMotionNode):
         except MalformedMessageError as error:
             self.reject(error.kind, str(error))
             return
-        transmit(self, self.publisher, self.sender, frame, image.header.stamp,
+        transmit(self, self.link, self.sender, frame, image.header.stamp,
                  image.header.frame_id)
 
     def on_exit(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kp_motion.names import FORECASTERS, MODES, SET_MEMBERS
+from kp_motion.names import FORECASTERS, MODES, POLICIES, SET_MEMBERS, WIRES
 from kp_motion.paths import config_path
 
 NODES_CONFIG = "nodes.yaml"
@@ -62,6 +62,17 @@ DEVICE = Param("device", str, "torch device: auto (cuda when available), cpu, cu
 CHECKPOINT = Param("checkpoint", str,
                    "FOMM checkpoint folder (detector + generator); empty = the embedded model")
 TORCH_THREADS = Param("torch_threads", int, "CPU threads of torch in this node", 1, 256)
+# How the sender decides what to transmit, and in which format (docs/bandwidth/README.md).
+POLICY = Param("policy", str, "sender policy: fixed (the m/n schedule) or predictive (send a "
+               "frame only when the receiver's forecast of it is off by more than threshold)",
+               choices=POLICIES)
+WIRE = Param("wire", str, "network message: float32 (Keypoint60 on network/keypoints) or compact "
+             "(KeypointPacket on network/packets, described on network/stream)", choices=WIRES)
+THRESHOLD = Param("threshold", float, "predictive: largest mean squared error over a frame's 60 "
+                  "values the receiver's forecast may have before the frame is sent", 0.0, 1e6)
+MAX_GAP = Param("max_gap", int, "predictive: every frame whose index is a multiple of this is "
+                "sent and resets both forecasters (bounds a loss's damage and the gap between "
+                "two messages)", 1, INT32_MAX)
 
 # --- parameters of one node -----------------------------------------------------------------
 INPUT = Param("input", str, "camera input: V4L2 device index, video file or image folder")
@@ -80,6 +91,10 @@ FORECASTER = Param("forecaster", str,
                    "or SET/KIND for a shipped set's member", choices=FORECASTERS + SET_MEMBERS)
 FORECASTER_PATH = Param("forecaster_path", str,
                         "folder of a learned forecaster; empty = the embedded one of its kind")
+WAIT_BUDGET = Param("wait_budget", float,
+                    "predictive: seconds the receiver waits for frame i past its capture time "
+                    "plus one period before it forecasts it (output latency = network delay + "
+                    "this)", 0.0, 60.0)
 SOURCE_IMAGE = Param("source_image", str,
                      "the source image file to animate; empty = the source_image topic")
 SUMMARY_PATH = Param("summary_path", str, "stats: JSON summary written at exit; empty = none")
@@ -108,6 +123,9 @@ _CAPTURE = (
 )
 # The detector's model and transmit schedule (also the sender node's).
 _DETECTION = (CHECKPOINT, DEVICE, TORCH_THREADS, M, N, DROP_PROBABILITY, DROP_SEED)
+# The transmit policy and wire (also the sender node's); predictive mirrors the receiver's
+# forecaster, so the sender names it too.
+_TRANSMISSION = (POLICY, WIRE, THRESHOLD, MAX_GAP, FORECASTER, FORECASTER_PATH)
 
 NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
     "camera": (
@@ -116,16 +134,18 @@ NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
     ),
     "keypoint_detector": (
         CHECKPOINT, DEVICE, TORCH_THREADS, FPS, M, N, DROP_PROBABILITY, DROP_SEED,
+        *_TRANSMISSION,
         Param("reliable_images", bool, "reliable image delivery (recorded clips); "
               "false = sensor-data QoS (live cameras)"),
         _wait_param("subscribe to images once this many receivers match"),
     ),
     "sender": (
-        *_CAPTURE, *_DETECTION,
+        *_CAPTURE, *_DETECTION, *_TRANSMISSION,
         PUBLISH_IMAGES,
     ),
     "forecaster": (
         FORECASTER, FORECASTER_PATH, M, N, FPS, DEVICE, TORCH_THREADS,
+        POLICY, WIRE, MAX_GAP, WAIT_BUDGET,
         Param("conceal_timeout", float,
               "conceal a lost frame once overdue by this many s; 0 = on the next arrival",
               0.0, 60.0),
@@ -143,7 +163,7 @@ NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
     ),
     "stats": (
         Param("report_period", float, "seconds between diagnostics and log lines", 0.1, 3600.0),
-        SUMMARY_PATH, FPS, M, N,
+        SUMMARY_PATH, FPS, M, N, POLICY, WIRE,
     ),
 }
 

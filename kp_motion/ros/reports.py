@@ -43,10 +43,27 @@ def run_summary(result: RunResult, options: GraphOptions) -> dict[str, Any]:
         "network_bytes_per_second": network.get("bytes_per_second"),
         "network_bytes_per_stream_second": network.get("bytes_per_stream_second"),
         "network_mean_message_bytes": network.get("mean_message_bytes"),
+        **_rates_per_captured_second(stats, len(result.frames.get("captured_stamps_ns", []))),
         "latency_ms": latency,
         "exit_codes": result.exit_codes,
         "wall_s": result.wall_s,
     }
+
+
+def _rates_per_captured_second(stats: dict[str, Any], captured: int) -> dict[str, Any]:
+    """Payload and wire bytes per second of the captured video, and the share of captured
+    frames sent. The stats node counts seconds of the full-rate stream, which a predictive
+    receiver extends past the clip's end (it cannot tell the end from a loss); the runner knows
+    how many frames were captured. Without a capture record the stats node's numbers stay."""
+    network = stats.get("network", {})
+    keys = ("payload_bytes_per_second", "wire_bytes_per_second", "frames_sent_share")
+    if not captured or not stats.get("fps") or "messages" not in network:
+        return {key: network.get(key) for key in keys}
+    seconds = captured / stats["fps"]
+    wire_bytes = network["bytes"] + network["messages"] * network["overhead_bytes_per_message"]
+    return {"payload_bytes_per_second": network["bytes"] / seconds,
+            "wire_bytes_per_second": wire_bytes / seconds,
+            "frames_sent_share": network["messages"] / captured}
 
 
 def _number(value: Any, digits: int = 1) -> str:
@@ -72,6 +89,11 @@ def _markdown_rows(summary: dict[str, Any]) -> list[str]:
         f"| network bytes per second of video | "
         f"{_number(summary['network_bytes_per_stream_second'])} |",
         f"| mean message size (bytes) | {_number(summary['network_mean_message_bytes'])} |",
+        f"| payload bytes per second of captured video | "
+        f"{_number(summary['payload_bytes_per_second'])} |",
+        f"| wire bytes per second of captured video (payload + transport overhead per message) "
+        f"| {_number(summary['wire_bytes_per_second'])} |",
+        f"| share of captured frames sent | {_number(summary['frames_sent_share'], 3)} |",
         f"| latency, detected frames: mean / p95 (ms) | {_number(detected.get('mean_ms'))} / "
         f"{_number(detected.get('p95_ms'))} |",
         f"| latency, all frames incl. forecast ones (extrapolated stamps, "
@@ -81,6 +103,25 @@ def _markdown_rows(summary: dict[str, Any]) -> list[str]:
     ]
 
 
+def _policy_line(options: GraphOptions, schedule: dict[str, Any]) -> str:
+    """What the sender transmitted and how, as the report's first line."""
+    from kp_motion.names import PREDICTIVE
+    from kp_motion.ros.options import OPTIONS_BY_NAME
+
+    def chosen(name: str) -> Any:
+        value = getattr(options, name)
+        return OPTIONS_BY_NAME[name].config_default() if value is None else value
+
+    forecaster = f"forecaster {chosen('forecaster')}"
+    wire = f"wire {chosen('wire')}"
+    if chosen("policy") == PREDICTIVE:
+        return (f"Policy predictive: a frame is sent when the receiver's forecast of it is off by "
+                f"more than {chosen('threshold')} (mean squared), and every "
+                f"{chosen('max_gap')}-th frame; {forecaster}; {wire}.")
+    return (f"Schedule: m={schedule.get('m')} transmitted, n={schedule.get('n')} withheld per "
+            f"cycle; {forecaster}; {wire}.")
+
+
 def write_report(result: RunResult, options: GraphOptions, output_dir: Path) -> dict[str, Any]:
     summary = run_summary(result, options)
     (output_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -88,8 +129,7 @@ def write_report(result: RunResult, options: GraphOptions, output_dir: Path) -> 
     lines = [
         f"# kp_motion {result.graph} graph",
         "",
-        f"Schedule: m={schedule.get('m')} transmitted, n={schedule.get('n')} withheld per cycle; "
-        f"forecaster {options.forecaster or 'default (config/nodes.yaml)'}.",
+        _policy_line(options, schedule),
         "",
         "| | |",
         "|---|---|",
@@ -101,6 +141,56 @@ def write_report(result: RunResult, options: GraphOptions, output_dir: Path) -> 
     ]
     (output_dir / "report.md").write_text("\n".join(lines))
     return summary
+
+
+def _side_by_side(first: dict[str, Any], second: dict[str, Any], first_label: str,
+                  second_label: str) -> list[str]:
+    """The report rows of two runs as one Markdown table, a column per run."""
+    table = [f"| | {first_label} | {second_label} |", "|---|---|---|"]
+    for row_first, row_second in zip(_markdown_rows(first), _markdown_rows(second),
+                                     strict=True):
+        label, value_first = row_first.strip("|").split("|", 1)
+        _, value_second = row_second.strip("|").split("|", 1)
+        table.append(f"|{label}|{value_first.strip()} |{value_second.strip()} |")
+    return table
+
+
+def write_policy_comparison(fixed: dict[str, Any], predictive: dict[str, Any],
+                            output_dir: Path) -> dict[str, Any]:
+    """report.json / report.md: the same clip with the fixed schedule and with predictive
+    transmission, side by side."""
+    def ratio(key: str) -> float | None:
+        a, b = predictive.get(key), fixed.get(key)
+        return a / b if a and b else None
+
+    comparison = {"fixed": fixed, "predictive": predictive,
+                  "payload_bytes_per_second_ratio": ratio("payload_bytes_per_second"),
+                  "wire_bytes_per_second_ratio": ratio("wire_bytes_per_second")}
+    (output_dir / "report.json").write_text(json.dumps(comparison, indent=2, default=str) + "\n")
+    options = {name: fixed["options"].get(name) for name in ("forecaster", "wire")}
+    predictive_options = predictive["options"]
+    lines = [
+        f"# kp_motion {fixed['graph']} graph: fixed schedule and predictive transmission",
+        "",
+        f"fixed: the m/n schedule over wire {options['wire'] or 'float32 (default)'}; "
+        f"predictive: threshold {predictive_options.get('threshold', 'default')}, max_gap "
+        f"{predictive_options.get('max_gap', 'default')}, over wire "
+        f"{predictive_options.get('wire')} (config/nodes.yaml holds the defaults).",
+        "",
+        *_side_by_side(fixed, predictive, "fixed", "predictive"),
+        "",
+        f"Payload / wire bytes per second of video, predictive / fixed: "
+        f"{_number(comparison['payload_bytes_per_second_ratio'], 3)} / "
+        f"{_number(comparison['wire_bytes_per_second_ratio'], 3)}. After the last message a "
+        "predictive receiver forecasts up to 2 x max_gap further frames (it cannot tell the end "
+        "of a clip from a loss), so it renders more frames than were captured; the rates per "
+        "second of video here are over the captured frames.",
+        "",
+        "Videos: rendered.mp4 and overlay.mp4 of each run (predictive/ holds the second).",
+        "",
+    ]
+    (output_dir / "report.md").write_text("\n".join(lines))
+    return comparison
 
 
 def write_comparison(with_prediction: dict[str, Any], without: dict[str, Any],
@@ -118,13 +208,7 @@ def write_comparison(with_prediction: dict[str, Any], without: dict[str, Any],
     }
     (output_dir / "report.json").write_text(json.dumps(comparison, indent=2, default=str) + "\n")
     schedule = with_prediction.get("schedule") or {}
-    rows_with = _markdown_rows(with_prediction)
-    rows_without = _markdown_rows(without)
-    table = ["| | with prediction | without prediction |", "|---|---|---|"]
-    for row_with, row_without in zip(rows_with, rows_without, strict=True):
-        label, value_with = row_with.strip("|").split("|", 1)
-        _, value_without = row_without.strip("|").split("|", 1)
-        table.append(f"|{label}|{value_with.strip()} |{value_without.strip()} |")
+    table = _side_by_side(with_prediction, without, "with prediction", "without prediction")
     lines = [
         f"# kp_motion {with_prediction['graph']} graph: with and without prediction",
         "",

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kp_motion.names import RECEIVER
+from kp_motion.names import COMPACT, FIXED, PREDICTIVE, RECEIVER
 from kp_motion.paths import config_path
 from kp_motion.ros import discovery
 from kp_motion.ros.commands import command_line
@@ -52,7 +52,13 @@ from kp_motion.ros.graph import (
 from kp_motion.ros.parameters import NODES_CONFIG, node_defaults
 from kp_motion.ros.processes import NodeProcess, RunnerError
 from kp_motion.ros.recorder import Sink
-from kp_motion.ros.reports import RunResult, run_summary, write_comparison, write_report
+from kp_motion.ros.reports import (
+    RunResult,
+    run_summary,
+    write_comparison,
+    write_policy_comparison,
+    write_report,
+)
 
 GROUP_STOP_WAIT_S = 3.0  # after Ctrl-C: time the nodes get to stop on their own signal
 
@@ -249,8 +255,23 @@ def run_comparison(graph: str, options: GraphOptions, output_dir: str | Path,
     """Run the graph with prediction (into output_dir) and with n=0 (output_dir/no_prediction)."""
     output_dir = Path(output_dir)
     with_prediction = run_graph(graph, options, output_dir, settings)
-    baseline_options = replace(options, n=0, summary_path=None)
+    # Every frame sent: n = 0 under the fixed schedule (a predictive policy would withhold).
+    baseline_options = replace(options, n=0, policy=FIXED, summary_path=None)
     without = run_graph(graph, baseline_options, output_dir / "no_prediction", settings)
     return write_comparison(
         run_summary(with_prediction, options), run_summary(without, baseline_options), output_dir
     )
+
+
+def run_policy_comparison(graph: str, options: GraphOptions, output_dir: str | Path,
+                          settings: RunSettings | None = None) -> dict[str, Any]:
+    """Run the graph with the fixed schedule (into output_dir) and with predictive
+    transmission (output_dir/predictive; over the compact wire unless a wire was chosen)."""
+    output_dir = Path(output_dir)
+    fixed_options = replace(options, policy=FIXED)
+    fixed = run_graph(graph, fixed_options, output_dir, settings)
+    predictive_options = replace(options, policy=PREDICTIVE, wire=options.wire or COMPACT,
+                                 summary_path=None)
+    predictive = run_graph(graph, predictive_options, output_dir / "predictive", settings)
+    return write_policy_comparison(run_summary(fixed, fixed_options),
+                                   run_summary(predictive, predictive_options), output_dir)

@@ -2,6 +2,8 @@
 
 Topics (relative names, remapped by the graph):
     keypoints      Keypoint60 out, reliable: the network topic, only the transmitted frames
+    packets, stream  instead of keypoints with wire compact: KeypointPacket and its latched
+                   KeypointStream description (kp_motion.ros.keypoint_detector_node)
     image          sensor_msgs/Image rgb8 out, ONLY with publish_images (default false)
     source_image   sensor_msgs/Image out, latched, the first frame, only with publish_source
                    (the reconstruction graph: its receiver animates that frame)
@@ -9,7 +11,7 @@ Topics (relative names, remapped by the graph):
 The camera's frames go straight from capture (kp_motion.ros.camera_node, whose parameters
 this node shares) to the detector and the transmit gate (kp_motion.stream.sender) inside
 this process: no image topic exists unless publish_images asks for it, so no pixel is
-offered to the network. What reaches the network per frame is the detector node's Keypoint60.
+offered to the network. What reaches the network per frame is the detector node's message.
 """
 
 from __future__ import annotations
@@ -17,11 +19,9 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Time
 
-from kp_motion.msg import Keypoint60
 from kp_motion.ros.camera_node import CameraNode
 from kp_motion.ros.common import exit_process, run_node
-from kp_motion.ros.keypoint_detector_node import sender_from_settings, transmit
-from kp_motion.ros.qos import KEYPOINT_QOS
+from kp_motion.ros.keypoint_detector_node import KeypointLink, sender_from_settings, transmit
 
 
 class SenderNode(CameraNode):
@@ -32,16 +32,16 @@ class SenderNode(CameraNode):
 
     def prepare(self) -> None:
         self.sender = sender_from_settings(self)
-        self.keypoint_publisher = self.create_publisher(Keypoint60, "keypoints", KEYPOINT_QOS)
+        self.link = KeypointLink(self, self.settings["wire"], self.settings["fps"])
 
     def deliver(self, frame: np.ndarray, stamp: Time) -> None:
         if self.image_publisher is not None:
             super().deliver(frame, stamp)
-        transmit(self, self.keypoint_publisher, self.sender, frame, stamp,
+        transmit(self, self.link, self.sender, frame, stamp,
                  self.settings["frame_id"])
 
     def outputs(self) -> list:
-        return [*super().outputs(), self.keypoint_publisher]
+        return [*super().outputs(), *self.link.publishers()]
 
     def on_exit(self) -> None:
         self.log_final(self.sender.summary())

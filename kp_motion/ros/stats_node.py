@@ -1,8 +1,10 @@
 """stats: what the keypoint stream costs on the network and how late the rendered frames are.
 
 Topics (relative names, remapped by the graph):
-    network         Keypoint60 as transmitted: messages/s and bytes/s (serialised CDR size,
-                    rclpy.serialization), frames missing from the index sequence
+    network         Keypoint60 as transmitted (wire float32): messages/s and bytes/s (serialised
+                    CDR size, rclpy.serialization), frames missing from the index sequence
+    packets         KeypointPacket as transmitted (wire compact), counted the same way
+                    (policy predictive: no lost frames are counted, a gap is mostly withheld)
     keypoints_full  Keypoint60 full-rate stream: frames per origin (detected, predicted,
                     concealed), and each stamp's origin for the latency split
     rendered        sensor_msgs/Image: end-to-end latency = arrival time - header.stamp
@@ -26,7 +28,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import Image
 
-from kp_motion.msg import Keypoint60
+from kp_motion.msg import Keypoint60, KeypointPacket
+from kp_motion.names import COMPACT, PREDICTIVE
 from kp_motion.ros.common import (
     KpMotionNode,
     exit_process,
@@ -43,9 +46,16 @@ class StatsNode(KpMotionNode):
     def __init__(self) -> None:
         super().__init__()
         s = self.settings
-        self.stats = StreamStats(s["fps"], s["m"], s["n"])
+        from kp_motion.stream.wire import TRANSPORT_OVERHEAD_BYTES
+
+        self.stats = StreamStats(s["fps"], s["m"], s["n"], TRANSPORT_OVERHEAD_BYTES,
+                                 count_gaps=s["policy"] != PREDICTIVE)
         self.diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(Keypoint60, "network", self._on_network, KEYPOINT_QOS)
+        self.last_packet_index: int | None = None  # packets carry frame_index mod 2^16
+        if s["wire"] == COMPACT:
+            self.create_subscription(KeypointPacket, "packets", self._on_packet, KEYPOINT_QOS)
+        else:
+            self.create_subscription(Keypoint60, "network", self._on_network, KEYPOINT_QOS)
         self.create_subscription(Keypoint60, "keypoints_full", self._on_full, KEYPOINT_QOS)
         # Every rendered frame is counted, and its latency kept, even while this executor is busy.
         self.create_subscription(Image, "rendered", self._on_rendered, RECORDER_QOS)
@@ -55,6 +65,18 @@ class StatsNode(KpMotionNode):
     def _on_network(self, message: Keypoint60) -> None:
         self.stats.on_network(len(serialize_message(message)), int(message.frame_index),
                               time.monotonic())
+
+    def _on_packet(self, message: KeypointPacket) -> None:
+        from kp_motion.stream.wire import decode, unwrap_index
+
+        try:
+            wrapped_index = decode(bytes(message.packet)).frame_index
+        except ValueError as error:
+            self.reject("malformed packet", str(error))
+            return
+        frame_index = unwrap_index(wrapped_index, self.last_packet_index)
+        self.last_packet_index = max(frame_index, self.last_packet_index or 0)
+        self.stats.on_network(len(serialize_message(message)), frame_index, time.monotonic())
 
     def _on_full(self, message: Keypoint60) -> None:
         if not self.stats.on_full(int(message.origin), stamp_to_ns(message.header.stamp)):
@@ -75,13 +97,20 @@ class StatsNode(KpMotionNode):
                                   hardware_id=self.get_name())
         status.message = (
             f"{network['bytes_per_second']:.0f} B/s, {network['messages_per_second']:.1f} msg/s "
-            f"on the network; {summary['rendered']['frames']} frames rendered"
+            f"on the network; per second of video {network['payload_bytes_per_second']:.0f} B "
+            f"payload, {network['wire_bytes_per_second']:.0f} B on the wire, "
+            f"{100 * network['frames_sent_share']:.0f} % of frames sent; "
+            f"{summary['rendered']['frames']} frames rendered"
         )
         pairs = {
             "network_bytes_per_second": network["bytes_per_second"],
             "network_messages_per_second": network["messages_per_second"],
             "network_messages": network["messages"],
-            "frames_lost": network["frames_lost"],
+            "payload_bytes_per_second": network["payload_bytes_per_second"],
+            "wire_bytes_per_second": network["wire_bytes_per_second"],
+            "frames_sent_share": network["frames_sent_share"],
+            "frames_lost": (network["frames_lost"] if network["frames_lost"] is not None
+                            else float("nan")),
             "frames_detected": summary["keypoints_full"]["detected"],
             "frames_predicted": summary["keypoints_full"]["predicted"],
             "frames_concealed": summary["keypoints_full"]["concealed"],

@@ -7,6 +7,12 @@ predicted or concealed frame carries a stamp extrapolated from the last received
 can lie after the frame's arrival (the forecast is rendered before its frame would have been
 captured), so its "latency" can be negative. Latency is therefore reported per origin, and the
 summary over every frame is named ALL_FRAMES and counts its negative values.
+
+Rates per second of video (frames of the full-rate stream / fps), as the bandwidth evaluation
+(kp-motion bandwidth) counts them: payload_bytes_per_second (serialised messages) and
+wire_bytes_per_second (plus the documented per-message transport overhead,
+kp_motion.stream.wire.TRANSPORT_OVERHEAD_BYTES), and frames_sent_share, the share of the
+stream's frames that were transmitted messages.
 """
 
 from __future__ import annotations
@@ -97,10 +103,14 @@ class IndexGaps:
 class StreamStats:
     """Network rate, frames per origin and end-to-end latency of one run of the graph."""
 
-    def __init__(self, fps: float, m: int, n: int) -> None:
+    def __init__(self, fps: float, m: int, n: int, overhead_bytes: int = 0,
+                 count_gaps: bool = True) -> None:
         self.fps, self.m, self.n = fps, m, n
+        self.overhead_bytes = overhead_bytes  # transport bytes per message, for wire bytes
         self.network = RateMeter()
-        self.gaps = IndexGaps(m, n)
+        # Lost frames show as gaps of the fixed schedule; a predictive stream's gaps are
+        # mostly withheld frames, which nothing here can tell from lost ones (None).
+        self.gaps = IndexGaps(m, n) if count_gaps else None
         self.origins = {name: 0 for name in ORIGIN_NAMES.values()}
         self.stamp_origin: OrderedDict[int, str] = OrderedDict()
         self.latencies: dict[str, list[float]] = {name: [] for name in ORIGIN_NAMES.values()}
@@ -109,7 +119,8 @@ class StreamStats:
     def on_network(self, size: int, frame_index: int, now_s: float) -> None:
         """A transmitted message of `size` serialised bytes arrived at `now_s` (monotonic)."""
         self.network.add(size, now_s)
-        self.gaps.add(frame_index)
+        if self.gaps is not None:
+            self.gaps.add(frame_index)
 
     def on_full(self, origin: int, stamp_ns: int) -> bool:
         """A frame of the full-rate stream; False for an origin this code does not know."""
@@ -133,7 +144,12 @@ class StreamStats:
         full_frames = sum(self.origins.values())
         stream_seconds = full_frames / self.fps
         network["bytes_per_stream_second"] = network["bytes"] / stream_seconds if full_frames else 0
-        network["frames_lost"] = self.gaps.missing
+        network["frames_lost"] = self.gaps.missing if self.gaps is not None else None
+        wire_bytes = network["bytes"] + network["messages"] * self.overhead_bytes
+        network["overhead_bytes_per_message"] = self.overhead_bytes
+        network["payload_bytes_per_second"] = network["bytes_per_stream_second"]
+        network["wire_bytes_per_second"] = wire_bytes / stream_seconds if full_frames else 0
+        network["frames_sent_share"] = network["messages"] / full_frames if full_frames else 0
         all_latencies = [value for values in self.latencies.values() for value in values]
         latency = {name: latency_summary(values) for name, values in self.latencies.items()}
         latency[ALL_FRAMES] = latency_summary(all_latencies)

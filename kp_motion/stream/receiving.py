@@ -82,3 +82,95 @@ class KeypointReceiver:
             f"{sum(self.foreign.values())} refused with a foreign model_id, {malformed} "
             "malformed"
         )
+
+
+class PredictiveStream:
+    """A predictive stream's receiver (kp_motion.stream.predictive.PredictiveReceiver) behind
+    the interface of the schedule's Receiver (receive, predict_until, stats), so that
+    KeypointReceiver and the forecaster node serve both policies. The receiver cannot tell a
+    withheld frame from a lost one: both are forecast (PREDICTED), none CONCEALED."""
+
+    def __init__(self, forecaster, max_gap: int) -> None:
+        from kp_motion.stream.predictive import PredictiveReceiver
+
+        self.inner = PredictiveReceiver(forecaster, max_gap)
+
+    def receive(self, frame_index: int, values: np.ndarray) -> list:
+        return self.inner.receive(frame_index, values)
+
+    def predict_until(self, frame_index: int) -> list:
+        return self.inner.predict_until(frame_index)
+
+    @property
+    def stats(self):
+        from kp_motion.forecasting.schedule import ReceiverStats
+
+        inner = self.inner.stats
+        return ReceiverStats(received=inner.received, detected=inner.detected,
+                             predicted=inner.forecast, dropped=inner.late, resets=inner.resets,
+                             inputs_corrected=self.inner.state.sanitizer.total)
+
+
+def frame_stamp_ns(origin_ns: int, period_ns: int, frame_index: int) -> int:
+    """Capture stamp of frame_index on the stream's frame clock (frame 0 captured at origin)."""
+    return origin_ns + frame_index * period_ns
+
+
+def due_frame(now_ns: int, origin_ns: int, period_ns: int, wait_ns: int) -> int:
+    """The last frame whose deadline has passed at now_ns: frame i is due one period plus the
+    wait budget after its capture time (-1 while none is)."""
+    return (now_ns - origin_ns - period_ns - wait_ns) // period_ns
+
+
+@dataclass(frozen=True)
+class StreamDescription:
+    """What a compact stream's packets do not repeat (msg/KeypointStream.msg)."""
+
+    stream_id: int
+    model_id: str
+    frame_id: str
+    origin_ns: int  # capture stamp of frame_index 0
+    fps: float
+
+
+class PacketUnpacker:
+    """Compact packets of the described stream -> (frame_index, values) in arrival order.
+
+    Packets that arrive before their description (two topics: DDS does not order them) are
+    held, at most `hold` of them, and unpacked when it comes. A packet of another stream id,
+    or a malformed one, raises ValueError (the node counts and warns)."""
+
+    def __init__(self, hold: int) -> None:
+        self.description: StreamDescription | None = None
+        self.hold = hold
+        self.pending: list[bytes] = []
+        self.last_index: int | None = None
+
+    def describe(self, description: StreamDescription) -> list[tuple[int, np.ndarray]]:
+        if self.description is not None and description != self.description:
+            self.last_index = None  # a new stream: its indices start again
+        self.description = description
+        pending, self.pending = self.pending, []
+        unpacked = []
+        for packet in pending:
+            try:
+                unpacked.extend(self.unpack(packet))
+            except ValueError:
+                continue  # a held packet of another stream: nothing describes it
+        return unpacked
+
+    def unpack(self, packet: bytes) -> list[tuple[int, np.ndarray]]:
+        from kp_motion.stream.wire import decode, unwrap_index
+
+        decoded = decode(bytes(packet))
+        if self.description is None:
+            self.pending = (self.pending + [bytes(packet)])[-self.hold:]
+            return []
+        if decoded.stream_id != self.description.stream_id:
+            raise ValueError(f"packet of stream {decoded.stream_id}: the description is for "
+                             f"stream {self.description.stream_id}")
+        frame_index = unwrap_index(decoded.frame_index, self.last_index)
+        if frame_index < 0:
+            raise ValueError(f"packet index {decoded.frame_index} unwraps before the stream")
+        self.last_index = max(frame_index, self.last_index or 0)
+        return [(frame_index, decoded.values)]

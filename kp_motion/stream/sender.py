@@ -7,17 +7,25 @@ at least 1. An image lost before detection thus leaves a gap in frame_index (whi
 conceals) instead of shifting every later index, and timing jitter below half a period changes
 nothing.
 
-Transmit gate: of every m + n frames the first m are detected and transmitted, the other n are
-withheld (the receiver forecasts them; kp_motion.forecasting.schedule). drop_probability
-simulates a lossy network by also dropping that share of the transmitted frames (seeded).
+Transmit policy: fixed (the method's schedule): of every m + n frames the first m are detected
+and transmitted, the other n are withheld (the receiver forecasts them;
+kp_motion.forecasting.schedule). predictive: every frame is detected and offered to a mirror of
+the receiver's forecaster (kp_motion.stream.predictive.PredictiveSender), which withholds it
+when the receiver's forecast is close enough; a transmitted frame carries the values the
+receiver decodes from the wire. drop_probability simulates a lossy network by also dropping
+that share of the transmitted frames (seeded), after the policy decided (the mirror believes
+them sent, as a real sender would).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
+
+from kp_motion.names import FLOAT32
 
 # Why a captured frame is not transmitted.
 WITHHELD = "withheld"  # the schedule leaves it to the receiver's forecaster
@@ -31,11 +39,13 @@ class FrameIndexer:
     def __init__(self, fps: float) -> None:
         self.period_ns = 1e9 / fps
         self.last_stamp: int | None = None
+        self.first_stamp: int | None = None  # capture stamp of frame_index 0: the frame clock
         self.last_index = -1
 
     def index(self, stamp_ns: int) -> int:
         if self.last_stamp is None:
             steps = 1
+            self.first_stamp = stamp_ns
         else:
             # A stamp that goes backwards (a restarted camera) still advances by one frame.
             steps = max(1, round((stamp_ns - self.last_stamp) / self.period_ns))
@@ -128,22 +138,38 @@ class Capture:
 
 
 class KeypointSender:
-    """Captured frames -> the keypoints to transmit: index, gate, detect (only what is sent)."""
+    """Captured frames -> the keypoints to transmit: index, policy, detect, simulated loss.
+
+    `predictive` (a PredictiveSender) replaces the fixed m/n schedule; `wire` says which values
+    the receiver decodes, which is what the mirror must take."""
 
     def __init__(self, detect: Callable[[np.ndarray], np.ndarray], fps: float, m: int, n: int,
-                 drop_probability: float = 0.0, seed: int = 0) -> None:
+                 drop_probability: float = 0.0, seed: int = 0, predictive=None,
+                 wire: str = FLOAT32) -> None:
+        from kp_motion.stream.wire import delivered
+
         self.detect = detect
         self.indexer = FrameIndexer(fps)
         self.gate = TransmitGate(m, n, drop_probability, seed)
+        self.predictive = predictive
+        self.delivered = partial(delivered, wire)
+        delivered(wire, np.zeros(60, np.float32))  # an unknown wire fails here, at start-up
         self.captured = 0
 
     def capture(self, stamp_ns: int, frame: np.ndarray) -> Capture:
         frame_index = self.indexer.index(stamp_ns)
         self.captured += 1
-        if not self.gate.scheduled(frame_index):
+        if self.predictive is None and not self.gate.scheduled(frame_index):
             return Capture(frame_index, None, WITHHELD)
         values = self.detect(frame)
-        if not np.isfinite(values).all():
+        finite = bool(np.isfinite(values).all())
+        if self.predictive is not None:
+            # The mirror sees every frame (a non-finite one it forecasts, as the receiver will).
+            values = self.predictive.offer(frame_index, values, self.delivered)
+            if finite and values is None:
+                self.gate.withheld += 1
+                return Capture(frame_index, None, WITHHELD)
+        if not finite:
             return Capture(frame_index, None, NON_FINITE)
         if not self.gate.survives_network():
             return Capture(frame_index, None, DROPPED)
@@ -151,6 +177,8 @@ class KeypointSender:
 
     def summary(self) -> str:
         gate = self.gate
-        return (f"received {self.captured} images (last frame_index {self.indexer.last_index}): "
+        policy = "predictive" if self.predictive is not None else "fixed"
+        return (f"policy {policy}: received {self.captured} images "
+                f"(last frame_index {self.indexer.last_index}): "
                 f"{gate.passed} sent, {gate.withheld} withheld, {gate.dropped} dropped by the "
                 "simulated network")

@@ -34,10 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kp_motion.keypoints import NUM_VALUES, POSITION_VALUES
-
-FLOAT32 = "float32"
-COMPACT = "compact"
-WIRES = (FLOAT32, COMPACT)
+from kp_motion.names import COMPACT, FLOAT32, WIRES  # noqa: F401 (the wire names, re-exported)
 
 FORMAT_VERSION = 1
 HEADER_BYTES = 4
@@ -130,15 +127,23 @@ def unwrap_index(wrapped: int, last_index: int | None) -> int:
     return last_index + offset
 
 
+# A serialised ROS message (CDR) is padded to a multiple of 4 bytes, the padding counted in its
+# encapsulation header's options: rclpy's serialize_message gives 80 bytes for the 78 of a
+# KeypointPacket, which is what the publisher hands to the transport (test_ros_packet_msg.py).
+CDR_ALIGNMENT = 4
+
+
 def packet_message_bytes() -> int:
-    """Serialised size (CDR with its 4-byte encapsulation header) of one compact packet as a
-    ROS message holding it in a fixed uint8 array, measured with rosbags."""
+    """Serialised size of one compact packet as a ROS message holding it in a fixed uint8
+    array (msg/KeypointPacket.msg): its CDR (4-byte encapsulation header, measured with
+    rosbags), padded to a multiple of CDR_ALIGNMENT as rclpy serialises it."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     store = get_typestore(Stores.ROS2_KILTED)
     store.register(get_types_from_msg(PACKET_MSG_DEFINITION, PACKET_MSG_TYPE))
     message = store.types[PACKET_MSG_TYPE](packet=np.zeros(PACKET_BYTES, np.uint8))
-    return len(store.serialize_cdr(message, PACKET_MSG_TYPE))
+    size = len(store.serialize_cdr(message, PACKET_MSG_TYPE))
+    return -(-size // CDR_ALIGNMENT) * CDR_ALIGNMENT
 
 
 def payload_bytes(wire: str) -> int:

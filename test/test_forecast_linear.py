@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kp_motion.forecasting.checkpoint import load_forecaster
-from kp_motion.forecasting.linear import fit_linear, save_linear
+from kp_motion.forecasting.linear import features, fit_linear, save_linear
 from kp_motion.forecasting.settings import LinearSettings
 
 
@@ -53,3 +53,33 @@ def test_bad_settings_are_refused():
                                   ridge=0.0))  # fmt: skip
     with pytest.raises(ValueError, match="unknown linear forecaster kind"):
         fit_linear("quadratic", [], LinearSettings(2, 2, False, False, 0.0))
+
+
+def test_every_feature_option_matches_its_count():
+    recent = np.random.default_rng(0).normal(size=(6, 60))
+    for squares in (False, True):
+        for common in (False, True):
+            for running_mean in (False, True):
+                settings = LinearSettings(5, 12, running_mean, True, 1e-4, squares, common)
+                assert features(settings, recent, recent[-1]).shape == (60, settings.num_features)
+
+
+def test_the_common_motion_is_every_channels_mean_change():
+    recent = np.zeros((3, 60))
+    recent[-1, 0::2][:10] = 1.0  # every keypoint's x moves by 1, nothing else moves
+    settings = LinearSettings(2, 1, False, False, 0.0, common_motion=True)
+    common = features(settings, recent, recent[-1])[:, 2:]
+    np.testing.assert_allclose(common, np.tile([1.0, 0, 0, 0, 0, 0], (60, 1)))
+
+
+def test_a_checkpoint_from_before_the_options_loads_without_them(tmp_path):
+    runs = [_ar1_changes(200, 0.5, seed) for seed in range(2)]
+    settings = LinearSettings(lags=2, horizon=2, running_mean=True, group_motion=True, ridge=1e-4)
+    folder = save_linear(tmp_path / "old", fit_linear("direct-linear", runs, settings))
+    manifest = folder / "forecaster.yaml"
+    text = manifest.read_text()
+    assert "signed_squares: false" in text
+    manifest.write_text(text.replace("  signed_squares: false\n", "").replace(
+        "  common_motion: false\n", ""))  # fmt: skip
+    loaded = load_forecaster(folder)
+    assert not loaded.settings.signed_squares and not loaded.settings.common_motion

@@ -243,8 +243,10 @@ def _run_keypoint_set(args: argparse.Namespace, settings: ForecasterSettings) ->
 
 
 def _write_crossval_report(report_dir, scores, result, args) -> None:
+    import os
+
     from kp_motion.data.keypoint_sets import load_keypoint_set
-    from kp_motion.forecasting.crossval import linear_predictability
+    from kp_motion.forecasting.crossval import change_structure, linear_predictability
     from kp_motion.forecasting.report import (
         detailed_json,
         markdown_table,
@@ -255,12 +257,15 @@ def _write_crossval_report(report_dir, scores, result, args) -> None:
     report_dir.mkdir(parents=True, exist_ok=True)
     runs = [run for clip in load_keypoint_set(args.keypoints).clips for run in clip.segments()]
     predictable = linear_predictability(runs)
+    structure = change_structure(runs)
     write_json(
         report_dir / "crossval.json",
         {
-            "keypoints": str(args.keypoints),
+            # Relative to the working folder: the record names no machine's absolute path.
+            "keypoints": os.path.relpath(args.keypoints),
             "training_seconds": result.seconds,
             "in_sample_linear_r2_of_next_change": predictable,
+            "change_structure": structure,
             "per_fold_all_mse": result.per_fold,
             "scores": detailed_json(scores),
         },
@@ -274,6 +279,19 @@ def _write_crossval_report(report_dir, scores, result, args) -> None:
         "Share of the next frame-to-frame change that a linear map of the last 5 changes of "
         "all 60 values (and the pull to the running mean) explains, fit and scored on the same "
         f"frames (an optimistic bound): positions {predictable['positions']:.2f}, "
-        f"Jacobians {predictable['jacobians']:.2f}.\n"
+        f"Jacobians {predictable['jacobians']:.2f}.\n\n"
+        f"{_structure_lines(structure)}"
     )
     print(f"cross-validation report -> {report_dir}")
+
+
+def _structure_lines(structure: dict) -> str:
+    lines = []
+    for part, found in structure.items():
+        variogram = ", ".join(f"{value:.2e}" for value in found["variogram"])
+        lines.append(
+            f"{part}: mean squared change over 1, 2, 3 frames {variogram}; correlation of "
+            f"successive changes {found['successive_change_correlation']:+.2f}; white-noise "
+            f"variance from the line through them at 0 frames {found['white_noise_variance']:.2e}."
+        )
+    return "\n".join(lines) + "\n"

@@ -166,3 +166,29 @@ def linear_predictability(runs: Sequence[np.ndarray], lags: int = 5) -> dict[str
         name: float(1 - (residual[:, part] ** 2).sum() / (changes[:, part] ** 2).sum())
         for name, part in parts.items()
     }
+
+
+def change_structure(runs: Sequence[np.ndarray], max_lag: int = 3) -> dict[str, dict[str, Any]]:
+    """Is the frame-to-frame change white jitter around a smooth level, or motion?
+
+    Per part (positions, Jacobians): the variogram D(h) = mean (x_{t+h} - x_t)^2 for
+    h = 1..max_lag, and the correlation of successive changes, D(2) / (2 D(1)) - 1.
+    White noise of variance s^2 on a smooth level adds 2 s^2 to every D(h) (the value that a
+    line through D(1..max_lag) takes at h = 0) and makes successive changes anti-correlated
+    (towards -0.5); smooth motion gives an intercept near or below 0 and a positive correlation.
+    """
+    parts = {"positions": slice(0, POSITION_VALUES), "jacobians": slice(POSITION_VALUES, None)}
+    result: dict[str, dict[str, Any]] = {}
+    for name, part in parts.items():
+        variogram = [
+            float(np.concatenate([(r[lag:, part] - r[:-lag, part]).ravel() ** 2 for r in runs
+                                  if len(r) > lag]).mean())
+            for lag in range(1, max_lag + 1)
+        ]  # fmt: skip
+        slope, intercept = np.polyfit(np.arange(1, max_lag + 1), variogram, 1)
+        result[name] = {
+            "variogram": variogram,
+            "white_noise_variance": float(max(intercept, 0.0) / 2),
+            "successive_change_correlation": float(variogram[1] / (2 * variogram[0]) - 1),
+        }
+    return result

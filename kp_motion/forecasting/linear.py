@@ -11,6 +11,9 @@ Jacobian entries, 6 channels) shared by the 10 keypoints:
                                       are noisy: damping towards the clip's own mean helps)
              + [g(x_t - x_{t-1}), g(x_{t-1} - x_{t-2})]   if group_motion: the change of the
                                       channel averaged over the 10 keypoints (the head's motion)
+             + [c|c| of x_t - x_{t-1} (and of r_t - x_t)]  if signed_squares
+             + [g_c(x_t - x_{t-1}) for the 6 channels c]   if common_motion: the head's motion
+                                      in every channel, not only the value's own
 
 Why so few, shared coefficients: on the VoxCeleb keypoints, a model with cross-value weights
 (every value's changes and levels as features) fit to five identities was worse than hold-last on
@@ -37,12 +40,11 @@ import torch
 from kp_motion import config as config_io
 from kp_motion.forecasting.base import Forecaster
 from kp_motion.forecasting.baselines import rest_frame
-from kp_motion.forecasting.settings import LINEAR_KINDS, LinearSettings
+from kp_motion.forecasting.settings import LINEAR_KINDS, NUM_CHANNELS, LinearSettings
 from kp_motion.keypoints import NUM_KEYPOINTS, NUM_VALUES, POSITION_VALUES
 
 COEFFICIENTS_KEY = "coefficients"
 FEATURE_SCALE_KEY = "feature_scale"
-NUM_CHANNELS = 6  # x, y, J00, J01, J10, J11
 
 
 def channel_of_value() -> np.ndarray:
@@ -65,15 +67,35 @@ def _channel_means(changes: np.ndarray) -> np.ndarray:
     return out
 
 
+def _common_changes(changes: np.ndarray) -> np.ndarray:
+    """(..., 60) -> (..., 60, 6): for every value, the change of each channel averaged over
+    the keypoints (the same 6 numbers for every value)."""
+    means = np.stack(
+        [changes[..., channel == CHANNELS].mean(axis=-1) for channel in range(NUM_CHANNELS)],
+        axis=-1,
+    )
+    return np.broadcast_to(means[..., None, :], (*changes.shape, NUM_CHANNELS))
+
+
 def features(settings: LinearSettings, recent: np.ndarray, running_mean: np.ndarray) -> np.ndarray:
     """(..., 60, F) features from (..., lags + 1, 60) recent frames (oldest first) and the
     (..., 60) running mean."""
     changes = np.diff(recent, axis=-2)[..., ::-1, :]  # newest change first
     columns = [changes[..., lag, :] for lag in range(settings.lags)]
+    pull = running_mean - recent[..., -1, :]
     if settings.running_mean:
-        columns.append(running_mean - recent[..., -1, :])
+        columns.append(pull)
     if settings.group_motion:
         columns += [_channel_means(changes[..., 0, :]), _channel_means(changes[..., 1, :])]
+    if settings.signed_squares:
+        # Large moves revert (or continue) differently from small ones: c|c| lets the linear
+        # fit bend, keeping the sign.
+        columns.append(changes[..., 0, :] * np.abs(changes[..., 0, :]))
+        if settings.running_mean:
+            columns.append(pull * np.abs(pull))
+    if settings.common_motion:
+        # The head's motion in every channel (a turn moves positions and Jacobians together).
+        columns += list(np.moveaxis(_common_changes(changes[..., 0, :]), -1, 0))
     return np.stack(columns, axis=-1)
 
 

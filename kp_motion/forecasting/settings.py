@@ -15,6 +15,8 @@ from kp_motion.names import LEARNED_FORECASTERS as LEARNED_KINDS
 from kp_motion.names import LINEAR_FORECASTERS as LINEAR_KINDS
 from kp_motion.paths import config_path
 
+NUM_CHANNELS = 6  # channels of a keypoint's values: x, y and the 4 Jacobian entries
+
 
 @dataclass
 class RnnSettings:
@@ -59,6 +61,10 @@ class LinearSettings:
     running_mean: bool  # the pull towards the mean of the observed frames
     group_motion: bool  # the change of the channel averaged over keypoints
     ridge: float  # ridge penalty, relative to the number of samples (features scaled to RMS 1)
+    # Defaults only so that checkpoints written before these options existed (which had
+    # neither feature) still load:
+    signed_squares: bool = False  # c|c| of the last change (and of the pull to the mean)
+    common_motion: bool = False  # the last change of all 6 channels averaged over keypoints
 
     def validate(self) -> None:
         if self.lags < 1 or self.horizon < 1:
@@ -70,7 +76,9 @@ class LinearSettings:
 
     @property
     def num_features(self) -> int:
-        return self.lags + int(self.running_mean) + 2 * int(self.group_motion)
+        squares = (1 + int(self.running_mean)) * int(self.signed_squares)
+        common = NUM_CHANNELS * int(self.common_motion)
+        return self.lags + int(self.running_mean) + 2 * int(self.group_motion) + squares + common
 
 
 @dataclass

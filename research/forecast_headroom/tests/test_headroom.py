@@ -1,4 +1,4 @@
-"""`kp-motion forecast-headroom`: the cross-value model learns a person's own coupling between
+"""The headroom study: the cross-value model learns a person's own coupling between
 values when that person's other clips are in the training data, and not otherwise."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import numpy as np
 from forecast_helpers import single_thread
 
-from kp_motion.cli.main import main
 from kp_motion.data.keypoint_sets import save_keypoint_set
+from research.forecast_headroom.__main__ import main
 
 single_thread()
 
@@ -33,7 +33,7 @@ def test_knowing_the_person_is_measured(tmp_path, capsys):
     }
     keypoints = save_keypoint_set(tmp_path / "coupled.npz", clips)
     out = tmp_path / "headroom.json"
-    assert main(["forecast-headroom", "--keypoints", str(keypoints), "--k", "6",
+    assert main(["--keypoints", str(keypoints), "--k", "6",
                  "--ridge", "0.001", "--json", str(out)]) == 0  # fmt: skip
     scores = {
         setting: per_k["6"]["all"]
@@ -50,7 +50,7 @@ def test_knowing_the_person_is_measured(tmp_path, capsys):
 
 def test_bad_arguments_fail_in_one_line(tmp_path, capsys):
     missing = tmp_path / "missing.npz"
-    assert main(["forecast-headroom", "--keypoints", str(tmp_path / "x.npz"), "--k", "13"]) == 2
+    assert main(["--keypoints", str(tmp_path / "x.npz"), "--k", "13"]) == 2
     assert "--k values must be in 1..12" in capsys.readouterr().err
-    assert main(["forecast-headroom", "--keypoints", str(missing)]) == 2
+    assert main(["--keypoints", str(missing)]) == 2
     assert capsys.readouterr().err.count("\n") == 1

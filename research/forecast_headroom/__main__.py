@@ -1,8 +1,9 @@
-"""`kp-motion forecast-headroom`: how much a linear forecaster with a weight between every pair
+"""How much a linear forecaster with a weight between every pair
 of values gains over hold-last on a keypoint set when the person is known (in-sample,
-leave-one-clip-out) and when not (leave-one-identity-out); see kp_motion.forecasting.headroom.
+leave-one-clip-out) and when not (leave-one-identity-out); see headroom.py beside this file.
 
-    kp-motion forecast-headroom --keypoints FILE.npz [--k 6 12] [--ridge 0.1] [--json OUT.json]
+    python -m research.forecast_headroom --keypoints FILE.npz [--k 6 12] [--ridge 0.1] \
+        [--json OUT.json]
 
 About a minute on the 33 shared clips (one CPU core): 40 ridge fits.
 """
@@ -10,11 +11,9 @@ About a minute on the 33 shared clips (one CPU core): 40 ridge fits.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from kp_motion.cli.main import CliError
-
-COMMAND = "forecast-headroom"
-HELP = "what knowing the person is worth to a linear forecaster (a measurement)"
+DESCRIPTION = "what knowing the person is worth to a linear forecaster (a measurement)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,19 +33,19 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from kp_motion.data.keypoint_sets import load_keypoint_set
-    from kp_motion.forecasting.headroom import HORIZON, measure_headroom
     from kp_motion.forecasting.report import write_json
+    from research.forecast_headroom.headroom import HORIZON, measure_headroom
 
     block_sizes = list(dict.fromkeys(args.k))
     if any(not 1 <= k <= HORIZON for k in block_sizes):
-        raise CliError(f"--k values must be in 1..{HORIZON}, got {args.k}")
+        raise ValueError(f"--k values must be in 1..{HORIZON}, got {args.k}")
     if args.ridge <= 0:
-        raise CliError(f"--ridge must be > 0, got {args.ridge}")
+        raise ValueError(f"--ridge must be > 0, got {args.ridge}")
     if args.json and Path(args.json).is_dir():
-        raise CliError(f"--json {args.json} is a folder, expected a file name")
+        raise ValueError(f"--json {args.json} is a folder, expected a file name")
     keypoint_set = load_keypoint_set(args.keypoints)
     if len(keypoint_set.identities()) < 2:
-        raise CliError(f"{args.keypoints}: leave-one-identity-out needs >= 2 identities")
+        raise ValueError(f"{args.keypoints}: leave-one-identity-out needs >= 2 identities")
 
     found = measure_headroom(keypoint_set, block_sizes, ridge=args.ridge)
     reference = found.scores["hold-last"]
@@ -68,3 +67,19 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, {"ridge": found.ridge, "lags": found.lags, "scores": scores})
         print(f"scores -> {args.json}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m research.forecast_headroom",
+                                     description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"forecast_headroom: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

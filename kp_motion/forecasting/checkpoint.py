@@ -137,6 +137,7 @@ def load_model(
 # Forecaster sets shipped under models/, by the detector whose keypoints they were trained on
 # (each member's forecaster.yaml names it: training.detector_model_id / detector).
 SET_FOLDERS = {
+    "face-128": "forecasters-face128",  # the embedded face model models/fomm-face-128
     "compact-64": "forecasters",  # the embedded detector models/fomm-compact-64
     "vox-256": "forecasters-vox256",  # the FOMM authors' vox-256 checkpoint (vox-cpk.pth.tar)
 }

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from kp_motion import config as config_io
+from kp_motion.models.blocks import AntiAliasDownsample
 from kp_motion.models.checkpoint import build_models, load_model, save_checkpoint, strict_load
 from kp_motion.models.model_config import ModelConfig, load_profile
 from kp_motion.training import distributed
@@ -505,10 +506,22 @@ def build_training_models(
         )
     new_detector, new_generator = build_models(wanted)
     where = f"{weights_folder} (profile {saved_config.name!r}) for profile {wanted.name!r}"
-    strict_load(new_detector, kp_detector.state_dict(), f"{where}, kp_detector")
-    strict_load(new_generator, generator.state_dict(), f"{where}, generator")
+    strict_load(new_detector, _learned_state(kp_detector, new_detector), f"{where}, kp_detector")
+    strict_load(new_generator, _learned_state(generator, new_generator), f"{where}, generator")
     logger.info("initialised from %s, whose profile differs: %s", weights_folder, differences)
     return wanted, new_detector.train(), new_generator.train()
+
+
+def _learned_state(trained: nn.Module, fresh: nn.Module) -> dict[str, torch.Tensor]:
+    """`trained`'s state with the anti-aliasing kernels taken from `fresh`: those kernels are
+    not learned but follow the profile's scale factors, which init_from may change (a model
+    whose detector sees the same 32 x 32 view of a larger frame)."""
+    state = dict(trained.state_dict())
+    for name, module in fresh.named_modules():
+        if isinstance(module, AntiAliasDownsample):
+            key = f"{name}.weight" if name else "weight"
+            state[key] = module.weight
+    return state
 
 
 def wrap_for_distributed(model: nn.Module, context: distributed.DistributedContext) -> nn.Module:

@@ -10,8 +10,10 @@ from kp_motion.evaluation.rate_distortion import simulate_predictive
 from kp_motion.forecasting.baselines import HoldLastForecaster
 from kp_motion.forecasting.named import load_named_forecaster
 from kp_motion.forecasting.synthetic import synthetic_sequences
+from kp_motion.keypoints import Origin
 from kp_motion.stream import wire
 from kp_motion.stream.predictive import PredictiveReceiver, frame_error, is_refresh
+from kp_motion.stream.receiving import PredictiveStream
 
 MAX_GAP = 20
 THRESHOLD = 2e-4
@@ -138,3 +140,72 @@ def test_frames_lost_before_the_sender_are_forecast_alike_on_both_sides(clip):
     assert sorted(shown) == list(range(60))  # the lost captures are forecast, not skipped
     for index in captured:
         assert np.array_equal(shown[index], expected[index]), index
+
+
+def _origins(emitted) -> dict[int, Origin]:
+    return {frame.frame_index: frame.origin for frame in emitted}
+
+
+def test_a_lost_refresh_conceals_until_the_next_message():
+    receiver = PredictiveReceiver(HoldLastForecaster(), max_gap=5)
+    frame = np.zeros(60, np.float32)
+    shown = _origins(receiver.receive(0, frame))
+    shown |= _origins(receiver.predict_until(4))  # withheld frames: nothing says a loss
+    shown |= _origins(receiver.predict_until(7))  # refresh 5 did not come: lost
+    shown |= _origins(receiver.receive(10, frame))
+    shown |= _origins(receiver.predict_until(12))
+    predicted, concealed = Origin.PREDICTED, Origin.CONCEALED
+    assert shown == {0: Origin.DETECTED, 1: predicted, 2: predicted, 3: predicted, 4: predicted,
+                     5: concealed, 6: concealed, 7: concealed, 8: concealed, 9: concealed,
+                     10: Origin.DETECTED, 11: predicted, 12: predicted}
+    assert (receiver.stats.forecast, receiver.stats.concealed) == (6, 5)
+    # The schedule-receiver view the forecaster node logs counts them apart too.
+    stream = PredictiveStream(HoldLastForecaster(), 5)
+    stream.receive(0, frame)
+    stream.receive(7, frame)
+    assert (stream.stats.predicted, stream.stats.concealed) == (4, 2)
+
+
+def test_the_end_marker_gives_one_frame_per_captured_frame():
+    frames, max_gap = 37, 10  # the last received message is frame 30's refresh
+    frame = np.zeros(60, np.float32)
+
+    def run(end: bool) -> list[int]:
+        receiver = PredictiveReceiver(HoldLastForecaster(), max_gap)
+        shown = []
+        for index in range(frames):
+            emitted = (receiver.receive(index, frame) if is_refresh(index, max_gap)
+                       else receiver.predict_until(index - 3))  # deadlines run 3 frames late
+            shown += [item.frame_index for item in emitted]
+        if end:
+            shown += [item.frame_index for item in receiver.end(frames - 1)]
+            assert receiver.ended
+        shown += [item.frame_index for item in receiver.predict_until(1000)]
+        return shown
+
+    assert run(end=True) == list(range(frames))
+    # Without the marker the receiver cannot know: it forecasts up to 2 * max_gap past frame 30.
+    assert run(end=False) == list(range(30 + 2 * max_gap + 1))
+
+
+def test_a_message_after_the_end_starts_a_new_stream():
+    receiver = PredictiveReceiver(HoldLastForecaster(), max_gap=5)
+    frame = np.zeros(60, np.float32)
+    receiver.receive(0, frame)
+    assert [item.frame_index for item in receiver.end(2)] == [1, 2]
+    assert receiver.predict_until(50) == []
+    assert [item.frame_index for item in receiver.receive(0, frame)] == []  # a late duplicate
+    assert [item.frame_index for item in receiver.receive(3, frame)] == [3]
+    assert receiver.stats.resets == 1
+    with pytest.raises(ValueError, match="end marker"):
+        receiver.end(-1)
+
+
+def test_the_sender_names_the_last_frame_offered(clip):
+    from kp_motion.stream.predictive import PredictiveSender
+
+    sender = PredictiveSender(HoldLastForecaster(), THRESHOLD, MAX_GAP)
+    assert sender.end() is None
+    for index in (0, 1, 4):
+        sender.offer(index, clip[index], wire.quantized)
+    assert sender.end() == 4

@@ -148,3 +148,25 @@ def test_policy_comparison_report_puts_both_runs_side_by_side(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "| | fixed | predictive |" in report
     assert "| share of captured frames sent |0.500 |0.100 |" in report
+
+
+def test_the_end_marker_packet_ends_the_output_at_the_last_captured_frame():
+    truth = _walk(40, seed=2)
+    # A threshold no forecast exceeds: only the refreshes 0, 16, 32 are sent; 33..39 withheld.
+    captures, sender = _send(truth, wire.COMPACT, threshold=1e3, max_gap=16)
+    packets = [wire.encode(0, c.frame_index, c.values) for c in captures if c.values is not None]
+    packets.append(wire.end_marker(0, sender.predictive.end()))
+    assert wire.decode(packets[-1]).end and not wire.decode(packets[0]).end
+    unpacker = PacketUnpacker(hold=100)
+    unpacker.describe(StreamDescription(0, "model", "camera", 0, 10.0))
+    stream = PredictiveStream(HoldLastForecaster(), 16)
+    receiver = KeypointReceiver(stream, warn=lambda _: None)
+    emitted = []
+    for packet in packets:
+        for index, values in unpacker.unpack(packet):
+            # What the forecaster node does: values None is the end marker.
+            emitted += (stream.end(index) if values is None
+                        else receiver.receive("model", index, values).frames)
+    emitted += stream.predict_until(1000)  # deadlines long past: nothing after the end
+    assert [frame.frame_index for frame in emitted] == list(range(len(truth)))
+    assert stream.stats.concealed == 0  # every refresh arrived: nothing was lost

@@ -66,3 +66,11 @@ def test_bad_packets_and_fields_are_one_line_errors():
         wire.quantize(np.full(NUM_VALUES, np.nan))
     with pytest.raises(ValueError, match="unknown wire format"):
         wire.payload_bytes("float16")
+
+
+def test_the_end_marker_is_a_flagged_packet_of_the_last_index():
+    packet = wire.end_marker(7, 70_000)
+    decoded = wire.decode(packet)
+    assert len(packet) == wire.PACKET_BYTES and packet[0] == wire.FORMAT_VERSION << 4 | 1
+    assert (decoded.stream_id, decoded.frame_index, decoded.end) == (7, 70_000 % 65_536, True)
+    assert not wire.decode(wire.encode(7, 3, np.zeros(60))).end

@@ -56,6 +56,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"with --bag: the sensor_msgs/Image topic to evaluate (default: {TOPICS['rendered']})",
     )
     parser.add_argument(
+        "--transmission",
+        nargs="+",
+        metavar="POLICY",
+        help="instead of the block protocol: render what the receiver shows under each "
+        "transmission policy, fixed:M:N[:WIRE] or predictive:THRESHOLD:MAX_GAP[:WIRE] (WIRE "
+        "float32 or compact), and score it against FOMM with every true keypoint, with the "
+        "payload bytes/s (kp_motion.evaluation.transmission)",
+    )
+    parser.add_argument("--drop-probability", type=float, default=0.0,
+                        help="with --transmission: share of network messages lost (seeded)")
+    parser.add_argument("--drop-seed", type=int, default=0,
+                        help="with --transmission: seed of the losses (video v: seed + v)")
+    parser.add_argument(
         "-o",
         "--output",
         help="report folder (default: out/evaluation, or out/evaluation-bag with --bag)",
@@ -101,6 +114,10 @@ def run(args: argparse.Namespace) -> int:
         return _run_bag(args)
     if args.reference is not None or args.bag_topic is not None:
         raise CliError("--reference and --bag-topic only apply with --bag")
+    if args.transmission is not None:
+        return _run_transmission(args)
+    if args.drop_probability or args.drop_seed:
+        raise CliError("--drop-probability and --drop-seed only apply with --transmission")
     from kp_motion.evaluation.pipeline import run_evaluation
 
     settings = _settings(args)
@@ -146,5 +163,41 @@ def _run_bag(args: argparse.Namespace) -> int:
     for name, values in result.by_origin.items():
         print(f"  {name}: {values['frames']} frames, MSE {values['mse']:.6g}, "
               f"SSIM {values['ssim']:.4f}")
+    print(f"report: {written['markdown']}")
+    return 0
+
+
+def _run_transmission(args: argparse.Namespace) -> int:
+    """`--transmission`: pixel-space rate-distortion of transmission policies."""
+    from kp_motion.cli.main import CliError
+    from kp_motion.evaluation.transmission import (
+        evaluate_transmission,
+        parse_policy,
+        write_transmission_report,
+    )
+
+    if not 0.0 <= args.drop_probability < 1.0:
+        raise CliError(f"--drop-probability must be in [0, 1), got {args.drop_probability}")
+    for text in args.transmission:  # before loading any model
+        try:
+            parse_policy(text, "")
+        except ValueError as error:
+            raise CliError(str(error)) from None
+    settings = _settings(args)
+    from kp_motion.evaluation.pipeline import load_models, load_videos
+
+    models = load_models(settings)
+    videos = load_videos(settings, models.config.image_size, not args.no_progress)
+    if not videos:
+        raise CliError("no videos to evaluate")
+    rows = evaluate_transmission(settings, videos, models, args.transmission,
+                                 args.drop_probability, args.drop_seed, not args.no_progress)
+    context = {"checkpoint": settings.checkpoint, "videos": [video.name for video in videos],
+               "drop_probability": args.drop_probability, "drop_seed": args.drop_seed}
+    written = write_transmission_report(rows, context, args.output or "out/evaluation-transmission")
+    for row in rows:
+        psnr = "exact" if row["psnr"] is None else f"{row['psnr']:.2f} dB"
+        print(f"{row['policy']} {row['forecaster']}: {row['payload_bytes_per_second']:.0f} "
+              f"B/s, PSNR {psnr}, SSIM {row['ssim']:.4f}, MSE {row['mse']:.3g}")
     print(f"report: {written['markdown']}")
     return 0

@@ -6,9 +6,14 @@ Topics (relative names, remapped by the graph):
     stream          KeypointStream in, latched: the compact stream's description (model_id,
                     frame_id, capture stamp of frame 0, fps), which the packets' stream id names
     keypoints_full  Keypoint60 out, every frame_index: received frames as DETECTED, withheld
-                    frames PREDICTED, frames lost in transit CONCEALED (policy fixed; with
-                    policy predictive a lost frame cannot be told from a withheld one and is
-                    PREDICTED)
+                    frames PREDICTED, frames lost in transit CONCEALED (policy predictive: from
+                    the frame where the max_gap rule shows a loss to the next arrival; see
+                    kp_motion.stream.predictive)
+
+End of stream (policy predictive, wire compact): the sender's end marker packet names the last
+frame; the frames up to it are forecast at once and none after it, one output frame per
+captured frame. Without it (wire float32, or a dead sender) forecasting stops 2 * max_gap frames
+past the last received message.
 
 The logic is ROS-free: policy fixed, the schedule's Receiver (kp_motion.forecasting.schedule);
 policy predictive, kp_motion.stream.predictive.PredictiveReceiver, the same code as the sender's
@@ -121,6 +126,12 @@ class ForecasterNode(KpMotionNode):
         for frame_index, values in self.unpacker.describe(description):
             self._take(description.model_id, frame_index, values)
 
+    def _end(self, last_index: int) -> None:
+        """The sender's end marker (policy fixed has no use for it: its receiver ignores it)."""
+        if self.predictive and self.origin_ns is not None:
+            for emitted in self.receiver.end(last_index):
+                self._publish_on_clock(emitted)
+
     def _on_packet(self, message: KeypointPacket) -> None:
         try:
             unpacked = self.unpacker.unpack(bytes(message.packet))
@@ -155,6 +166,9 @@ class ForecasterNode(KpMotionNode):
 
     # --- frame clock (wire compact or policy predictive) ----------------------------------
     def _take(self, model_id: str, frame_index: int, values) -> None:
+        if values is None:
+            self._end(frame_index)
+            return
         for emitted in self.stream.receive(model_id, frame_index, values).frames:
             if emitted.frame_index == frame_index:
                 self._arrived(frame_index)

@@ -136,6 +136,18 @@ class KeypointLink:
         self.publisher.publish(KeypointPacket(packet=np.frombuffer(packet, np.uint8)))
 
 
+    def end(self, sender: KeypointSender) -> None:
+        """The end marker of a predictive stream over the compact wire (the receiver then
+        forecasts up to the last captured frame and no further). It bypasses the simulated
+        loss: it stands for a control message a real link repeats until it is acknowledged."""
+        if not self.compact or sender.predictive is None or not self.described:
+            return
+        from kp_motion.stream.wire import end_marker
+
+        packet = end_marker(STREAM_ID, sender.indexer.last_index)
+        self.publisher.publish(KeypointPacket(packet=np.frombuffer(packet, np.uint8)))
+
+
 def transmit(node: KpMotionNode, link: KeypointLink, sender: KeypointSender, frame: np.ndarray,
              stamp: Time, frame_id: str) -> None:
     """One captured frame through the policy; its keypoints on the network if transmitted."""

@@ -40,6 +40,10 @@ class SenderNode(CameraNode):
         transmit(self, self.link, self.sender, frame, stamp,
                  self.settings["frame_id"])
 
+    def _end_of_clip(self) -> None:
+        self.link.end(self.sender)  # before the camera's end waits for acknowledgements
+        super()._end_of_clip()
+
     def outputs(self) -> list:
         return [*super().outputs(), *self.link.publishers()]
 

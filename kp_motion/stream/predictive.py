@@ -25,6 +25,21 @@ state is only the last frame (hold-last) the next transmitted frame already does
 caps the time between two transmissions at `max_gap` frames. Over a reliable link a lost message
 arrives late instead; the receiver replays it into its state (PredictiveReceiver), which ends
 the divergence on its arrival.
+
+Lost messages the receiver can tell: the sender transmits every refresh frame (unless its
+detection was not finite), so a refresh frame that has not arrived means its message was lost
+(the next refresh is at most max_gap frames after the last received message, so max_gap frames
+without news always include one). From that frame on, until the next message arrives,
+the receiver's forecasts are marked CONCEALED (forecast because of a loss, as the fixed
+schedule marks them); a lost message that the threshold alone made the sender transmit cannot
+be told from a withheld frame, and its forecasts stay PREDICTED until the rule above applies.
+
+End of the stream: a receiver cannot tell the last frames of a clip, withheld because they
+were easy to forecast, from frames still to come. The sender, when its source ends, says which
+frame was the last (PredictiveSender.end, an end marker on the wire); PredictiveReceiver.end
+forecasts the frames up to it that were not emitted yet and nothing after it, so there is one
+output frame per captured frame. Without a marker (a lost one, or a sender that died) nothing
+is forecast more than 2 * max_gap frames past the last received message.
 """
 
 from __future__ import annotations
@@ -133,12 +148,17 @@ class PredictiveSender:
         self.sent += 1
         return values
 
+    def end(self) -> int | None:
+        """The end marker: the last frame_index offered (None when nothing was)."""
+        return self._last_index
+
 
 @dataclass
 class PredictiveReceiverStats:
     received: int = 0
     detected: int = 0
-    forecast: int = 0  # frames not received in time (withheld or lost: the receiver cannot tell)
+    forecast: int = 0  # frames forecast with no loss known (withheld, or an undetectable loss)
+    concealed: int = 0  # frames forecast after a loss the max_gap rule detects
     late: int = 0  # messages for a frame already emitted
     repaired: int = 0  # late messages replayed into the forecaster's state
     resets: int = 0  # new streams
@@ -150,7 +170,12 @@ class PredictiveReceiver:
     The caller calls predict_until(i) when frame i's deadline passes (the frame period plus
     the receiver's wait budget after its capture time) and receive() for each message. At most
     2 * max_gap frames are forecast past the last received one: past that the sender is gone
-    (a refresh comes every max_gap frames) and nothing more is invented.
+    (a refresh comes every max_gap frames) and nothing more is invented. end(last_index), the
+    sender's end marker, emits the frames up to the stream's last one and nothing after it; a
+    message past that index starts a new stream.
+
+    Forecast frames are PREDICTED, or CONCEALED from the first refresh frame whose message did
+    not arrive until the next message arrives (module docstring).
 
     Late messages (a frame already emitted as a forecast, e.g. a retransmission of a reliable
     link) cannot change what was shown, but within `repair_window` frames they are replayed
@@ -172,6 +197,8 @@ class PredictiveReceiver:
         self._last_emitted: int | None = None
         self._last_received: int | None = None
         self._before: dict[int, Forecaster] = {}  # frame_index -> forecaster state before it
+        self._end: int | None = None  # the stream's last frame_index, once the sender said it
+        self._loss_known = False  # a message since the last received one must have been lost
         self._arrived: dict[int, np.ndarray] = {}  # recent frames that came as messages
 
     @property
@@ -185,8 +212,9 @@ class PredictiveReceiver:
         if frame_index < 0:
             raise ValueError(f"frame_index must be >= 0, got {frame_index}")
         self.stats.received += 1
-        if (self._last_emitted is not None
-                and frame_index < self._last_emitted - 2 * self.max_gap):
+        if ((self._last_emitted is not None
+                and frame_index < self._last_emitted - 2 * self.max_gap)
+                or (self._end is not None and frame_index > self._end)):
             self._new_stream()
         if self._last_emitted is not None and frame_index <= self._last_emitted:
             self.stats.late += 1
@@ -199,18 +227,41 @@ class PredictiveReceiver:
         emitted.append(EmittedFrame(frame_index, frame.copy(), Origin.DETECTED))
         self.stats.detected += 1
         self._last_emitted = self._last_received = frame_index
+        self._loss_known = False
         return emitted
 
     def predict_until(self, frame_index: int) -> list[EmittedFrame]:
         """Deadline path: forecast every frame up to frame_index not emitted yet."""
         if self._last_emitted is None or self._last_received is None:
             return []
-        stop = min(int(frame_index), self._last_received + 2 * self.max_gap) + 1
-        return self._forecast(self._last_emitted + 1, stop)
+        last = min(int(frame_index), self._last_received + 2 * self.max_gap)
+        if self._end is not None:
+            last = min(last, self._end)
+        return self._forecast(self._last_emitted + 1, last + 1)
+
+    def end(self, last_index: int) -> list[EmittedFrame]:
+        """The sender's end marker: frame last_index was the stream's last. Forecasts the
+        frames up to it not emitted yet; nothing after it is forecast."""
+        last_index = int(last_index)
+        if last_index < 0:
+            raise ValueError(f"the end marker's frame_index must be >= 0, got {last_index}")
+        if self._last_emitted is not None and last_index < self._last_emitted - 2 * self.max_gap:
+            return []  # a stale marker of an earlier stream
+        self._end = last_index
+        if self._last_emitted is None or self._last_received is None:
+            return []
+        return self._forecast(self._last_emitted + 1, last_index + 1)
+
+    @property
+    def ended(self) -> bool:
+        """True once the end marker came and every frame up to it was emitted."""
+        return (self._end is not None and self._last_emitted is not None
+                and self._last_emitted >= self._end)
 
     def _new_stream(self) -> None:
         self.state.reset()
-        self._last_emitted = self._last_received = None
+        self._last_emitted = self._last_received = self._end = None
+        self._loss_known = False
         self._before.clear()
         self._arrived.clear()
         self.stats.resets += 1
@@ -235,8 +286,13 @@ class PredictiveReceiver:
         emitted = []
         for frame_index in range(start, stop):
             self._remember(frame_index)
-            emitted.append(EmittedFrame(frame_index, self.state.forecast(1)[0], Origin.PREDICTED))
-        self.stats.forecast += len(emitted)
+            self._loss_known = self._loss_known or is_refresh(frame_index, self.max_gap)
+            origin = Origin.CONCEALED if self._loss_known else Origin.PREDICTED
+            emitted.append(EmittedFrame(frame_index, self.state.forecast(1)[0], origin))
+            if self._loss_known:
+                self.stats.concealed += 1
+            else:
+                self.stats.forecast += 1
         if emitted:
             self._last_emitted = stop - 1
         return emitted

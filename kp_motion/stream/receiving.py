@@ -87,8 +87,9 @@ class KeypointReceiver:
 class PredictiveStream:
     """A predictive stream's receiver (kp_motion.stream.predictive.PredictiveReceiver) behind
     the interface of the schedule's Receiver (receive, predict_until, stats), so that
-    KeypointReceiver and the forecaster node serve both policies. The receiver cannot tell a
-    withheld frame from a lost one: both are forecast (PREDICTED), none CONCEALED."""
+    KeypointReceiver and the forecaster node serve both policies. Forecast frames are
+    PREDICTED, or CONCEALED after a loss the max_gap rule detects (kp_motion.stream.predictive);
+    end() takes the sender's end marker."""
 
     def __init__(self, forecaster, max_gap: int) -> None:
         from kp_motion.stream.predictive import PredictiveReceiver
@@ -101,13 +102,17 @@ class PredictiveStream:
     def predict_until(self, frame_index: int) -> list:
         return self.inner.predict_until(frame_index)
 
+    def end(self, last_index: int) -> list:
+        return self.inner.end(last_index)
+
     @property
     def stats(self):
         from kp_motion.forecasting.schedule import ReceiverStats
 
         inner = self.inner.stats
         return ReceiverStats(received=inner.received, detected=inner.detected,
-                             predicted=inner.forecast, dropped=inner.late, resets=inner.resets,
+                             predicted=inner.forecast, concealed=inner.concealed,
+                             dropped=inner.late, resets=inner.resets,
                              inputs_corrected=self.inner.state.sanitizer.total)
 
 
@@ -134,7 +139,8 @@ class StreamDescription:
 
 
 class PacketUnpacker:
-    """Compact packets of the described stream -> (frame_index, values) in arrival order.
+    """Compact packets of the described stream -> (frame_index, values) in arrival order;
+    the end marker (wire.FLAG_END) comes out as (last frame_index, None).
 
     Packets that arrive before their description (two topics: DDS does not order them) are
     held, at most `hold` of them, and unpacked when it comes. A packet of another stream id,
@@ -173,4 +179,4 @@ class PacketUnpacker:
         if frame_index < 0:
             raise ValueError(f"packet index {decoded.frame_index} unwraps before the stream")
         self.last_index = max(frame_index, self.last_index or 0)
-        return [(frame_index, decoded.values)]
+        return [(frame_index, None if decoded.end else decoded.values)]

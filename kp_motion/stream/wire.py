@@ -3,7 +3,9 @@ method's message) and a compact packet of quantised values (docs/bandwidth/READM
 
 Compact packet (PACKET_BYTES = 74 bytes), all fields big-endian, values bit-packed MSB first:
 
-    byte 0      high nibble: format version (1); low nibble: flags (reserved, 0)
+    byte 0      high nibble: format version (1); low nibble: flags, FLAG_END (bit 0) marks the
+                end marker: frame_index is the stream's last frame, the values are not used
+                (all zero codes); the other bits are reserved (0)
     byte 1      stream id 0..255: names the detector model_id and frame_id, agreed once when the
                 link is set up instead of repeating two strings in every message
     bytes 2-3   frame_index modulo 65536; the receiver unwraps it against the last index it
@@ -37,6 +39,7 @@ from kp_motion.keypoints import NUM_VALUES, POSITION_VALUES
 from kp_motion.names import COMPACT, FLOAT32, WIRES  # noqa: F401 (the wire names, re-exported)
 
 FORMAT_VERSION = 1
+FLAG_END = 0x1
 HEADER_BYTES = 4
 INDEX_MODULUS = 1 << 16
 
@@ -89,18 +92,20 @@ class Packet:
     stream_id: int
     frame_index: int
     values: np.ndarray  # (60,) float32, dequantised
+    end: bool = False  # the end marker: frame_index was the stream's last frame
 
 
-def encode(stream_id: int, frame_index: int, values: np.ndarray) -> bytes:
-    """One compact packet (PACKET_BYTES) for a frame."""
+def encode(stream_id: int, frame_index: int, values: np.ndarray, end: bool = False) -> bytes:
+    """One compact packet (PACKET_BYTES) for a frame, or (end) the stream's end marker."""
     if not 0 <= stream_id <= 255:
         raise ValueError(f"stream id must be 0..255, got {stream_id}")
     if frame_index < 0:
         raise ValueError(f"frame_index must be >= 0, got {frame_index}")
     codes = quantize(values)
     bits = ((codes[_BIT_VALUE] >> _BIT_SHIFT) & 1).astype(np.uint8)
-    header = bytes([FORMAT_VERSION << 4, stream_id]) + (frame_index % INDEX_MODULUS).to_bytes(2,
-                                                                                        "big")
+    first = FORMAT_VERSION << 4 | (FLAG_END if end else 0)
+    index = (frame_index % INDEX_MODULUS).to_bytes(2, "big")
+    header = bytes([first, stream_id]) + index
     return header + np.packbits(bits).tobytes()
 
 
@@ -113,7 +118,13 @@ def decode(packet: bytes) -> Packet:
     bits = np.unpackbits(np.frombuffer(packet[HEADER_BYTES:], np.uint8))[:VALUE_BITS]
     bits = bits.astype(np.int64)
     codes = np.bincount(_BIT_VALUE, weights=bits << _BIT_SHIFT, minlength=NUM_VALUES)
-    return Packet(packet[1], int.from_bytes(packet[2:4], "big"), dequantize(codes))
+    return Packet(packet[1], int.from_bytes(packet[2:4], "big"), dequantize(codes),
+                  end=bool(packet[0] & FLAG_END))
+
+
+def end_marker(stream_id: int, last_index: int) -> bytes:
+    """The packet that tells the receiver frame last_index was the stream's last."""
+    return encode(stream_id, last_index, dequantize(np.zeros(NUM_VALUES, np.int64)), end=True)
 
 
 def unwrap_index(wrapped: int, last_index: int | None) -> int:

@@ -165,9 +165,10 @@ def test_a_node_that_fails_at_start_up_stops_the_graph_with_its_reason(tmp_path,
 
 
 # A threshold no forecast exceeds: only the refreshes (every max_gap-th frame) are sent, so
-# which frames travel is known; the last frame is one, so nothing is left to a deadline. The
-# wait budget outlasts the run: withheld frames are forecast when the next packet arrives,
-# independent of this machine's speed (the deadline has its own tests).
+# which frames travel is known; the last frame is one, so nothing is left to a deadline (the
+# camera -> keypoint_detector pair sends no end marker: only the sender node knows the clip's
+# end). The wait budget outlasts the run: withheld frames are forecast when the next packet
+# arrives, independent of this machine's speed (the deadline has its own tests).
 PREDICTIVE_ONLY_REFRESHES = ["--forecaster", "hold-last", "--policy", "predictive", "--wire",
                              "compact", "--threshold", "1000", "--wait-budget", "60"]
 
@@ -207,7 +208,12 @@ def test_predictive_policy_keeps_every_frame_when_messages_are_lost(tmp_path, ro
         tmp_path, ros_env, "reconstruction", frames,
         [*PREDICTIVE_ONLY_REFRESHES, "--max-gap", str(max_gap), "--drop-probability", str(drop),
          "--drop-seed", str(seed)])
-    # A lost message's frame is forecast like a withheld one: the output stays complete.
-    expected = {i: Origin.DETECTED if i in arrived else Origin.PREDICTED for i in range(frames)}
+    # The output stays complete; from a lost refresh to the next arrival frames are CONCEALED.
+    expected, concealing = {}, False
+    for i in range(frames):
+        concealing = i not in arrived and (concealing or i in refreshes)
+        expected[i] = (Origin.DETECTED if i in arrived
+                       else Origin.CONCEALED if concealing else Origin.PREDICTED)
+    assert Origin.CONCEALED in expected.values()
     _check_stream(record, expected)
     assert report["network_messages"] == len(arrived)

@@ -146,7 +146,7 @@ DEFAULT_SET = names.DEFAULT_FORECASTER_SET
 
 
 def forecaster_set_folder(name: str) -> Path:
-    """The folder of a shipped forecaster set ("compact-64", "vox-256")."""
+    """The folder of a shipped forecaster set ("face-128", "compact-64", "vox-256")."""
     from kp_motion import paths
 
     if name not in FORECASTER_SETS:

@@ -41,11 +41,11 @@ LINEAR_FORECASTERS = ("linear-ar", "direct-linear")
 FORECASTERS = LEARNED_FORECASTERS + LINEAR_FORECASTERS + BASELINE_FORECASTERS
 
 # Shipped forecaster sets, named by the detector whose keypoints they were trained on: the
-# embedded face model face-128, the embedded synthetic-data model compact-64 (the default) and
+# embedded face model face-128 (the default), the embedded synthetic-data model compact-64 and
 # the FOMM authors' vox-256 checkpoint. A member is
-# named SET/KIND ("vox-256/direct-linear"); a bare kind is the default set's member.
+# named SET/KIND ("compact-64/vrnn"); a bare kind is the default set's member.
 FORECASTER_SETS = ("face-128", "compact-64", "vox-256")
-DEFAULT_FORECASTER_SET = "compact-64"
+DEFAULT_FORECASTER_SET = "face-128"
 SET_MEMBERS = tuple(f"{name}/{kind}" for name in FORECASTER_SETS
                     for kind in LEARNED_FORECASTERS + LINEAR_FORECASTERS)
 

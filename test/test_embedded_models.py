@@ -14,12 +14,12 @@ from kp_motion.paths import assets_dir
 
 
 def test_fomm_default_loads_and_forecasters_were_trained_on_its_keypoints():
-    config, kp_detector, _ = load_model(embedded_model_folder())
+    config, kp_detector, _ = load_model(embedded_model_folder("fomm-compact-64"))
     # The default's architecture is the shipped profile's, setting for setting.
     assert config == load_profile("compact-64")
     detector_id = model_id(config, kp_detector)
     for kind in ("vrnn", "rnn", "vae"):
-        model, _, manifest = load_forecaster_model(embedded_forecaster_folder(kind))
+        model, _, manifest = load_forecaster_model(embedded_forecaster_folder(kind, "compact-64"))
         assert model.kind == kind
         # A forecaster is tied to the keypoints of the detector it was trained on.
         assert manifest["training"]["detector_model_id"] == detector_id
@@ -45,10 +45,11 @@ def test_default_models_animate_the_demo_assets():
 def test_default_vrnn_beats_hold_last_on_the_demo_clip():
     """The demo clip is not in the training data; measured 0.00340 against 0.00683 at k = 6."""
     torch.set_num_threads(1)
-    config, kp_detector, generator = load_model(embedded_model_folder())
+    config, kp_detector, generator = load_model(embedded_model_folder("fomm-compact-64"))
     animator = Animator(kp_detector, generator, config)
     driving = video_io.to_tensor(video_io.read_video(assets_dir() / "demo_driving.mp4"))
     values = keypoints_to_values(animator.detect(driving))
-    vrnn = protocol_mse(load_forecaster(embedded_forecaster_folder("vrnn")), [values], 6)
+    vrnn_folder = embedded_forecaster_folder("vrnn", "compact-64")
+    vrnn = protocol_mse(load_forecaster(vrnn_folder), [values], 6)
     hold_last = protocol_mse(load_forecaster("hold-last"), [values], 6)
     assert vrnn.mse < 0.75 * hold_last.mse

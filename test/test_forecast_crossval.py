@@ -50,6 +50,34 @@ def test_cross_validates_by_identity_then_trains_the_set(tmp_path, capsys):
     assert "hold-last" in capsys.readouterr().out
 
 
+def test_excluded_identity_and_the_sets_detector_are_recorded(tmp_path, capsys):
+    config = tmp_path / "forecaster.yaml"
+    config_io.save(tiny_settings(val_fraction=0.5), config)
+    names = ["id00001#a", "id00002#b", "id00002#c", "id00003#d"]
+    keypoints = save_keypoint_set(
+        tmp_path / "set.npz",
+        dict(zip(names, synthetic_sequences(4, 30, seed=6), strict=True)),
+        {"model_id": "0123456789abcdef", "model": "face-128"},
+    )
+    out = tmp_path / "out"
+    base = ["train", "forecaster", "--keypoints", str(keypoints), "--config", str(config),
+            "--steps", "2", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main([*base, "--model", "linear-ar", "--exclude-identity", "id00002"]) == 0
+    assert "2 clips, 60 frames of id00001, id00003" in capsys.readouterr().out
+    manifest = config_io.load_yaml(out / "linear-ar" / "forecaster.yaml")
+    assert manifest["training"]["detector_model_id"] == "0123456789abcdef"
+    assert manifest["training"]["detector"] == "face-128"
+    assert manifest["training"]["identities"] == ["id00001", "id00003"]
+    assert manifest["training"]["excluded_identities"] == ["id00002"]
+    assert manifest["training"]["train_clips"] == 2
+    assert main([*base, "--model", "linear-ar", "--exclude-identity", "id00009"]) == 2
+    error = capsys.readouterr().err
+    assert "--exclude-identity" in error and "no clips of identity id00009" in error
+    assert main(["train", "forecaster", "--data", str(tmp_path), "--out", str(out),
+                 "--exclude-identity", "id00001"]) == 2  # fmt: skip
+    assert "need --keypoints" in capsys.readouterr().err
+
+
 def test_keypoint_set_errors_come_before_training(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     np.savez(bad, names=np.array(["id00001#a"]), lengths=np.array([3]))

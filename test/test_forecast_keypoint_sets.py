@@ -22,6 +22,7 @@ def test_loads_the_shared_voxceleb_keypoints():
     assert all(clip.values.dtype == np.float32 for clip in keypoint_set.clips)
     identities = ["id10283", "id10284", "id10286", "id10287", "id10289", "id10290"]
     assert keypoint_set.identities() == identities
+    assert keypoint_set.detector == {}  # the shared file names no detector of this project
     folds = list(keypoint_set.leave_one_identity_out())
     assert [identity for identity, _, _ in folds] == identities
     for identity, train, held_out in folds:
@@ -38,6 +39,33 @@ def test_round_trip_keeps_values_and_order(tmp_path):
     for clip, values in zip(loaded.clips, clips.values(), strict=True):
         np.testing.assert_array_equal(clip.values, values)
         np.testing.assert_array_equal(clip.frame_indices, np.arange(15))
+
+
+def test_the_detector_record_round_trips_and_bad_ones_are_refused(tmp_path):
+    clips = {"id00001#a": synthetic_sequences(1, 10, seed=1)[0]}
+    detector = {"model_id": "0123456789abcdef", "model": "face-128"}
+    loaded = load_keypoint_set(save_keypoint_set(tmp_path / "set.npz", clips, detector))
+    assert loaded.detector == detector
+    with pytest.raises(ValueError, match="unknown detector field"):
+        save_keypoint_set(tmp_path / "other.npz", clips, {"checkpoint": "x"})
+    bad = _write(tmp_path / "bad.npz", model_id=np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="model_id must be a single string"):
+        load_keypoint_set(bad)
+
+
+def test_excluding_identities(tmp_path):
+    names = ["id00001#a", "id00002#b", "id00002#c", "id00003#d"]
+    clips = dict(zip(names, synthetic_sequences(4, 8, seed=2), strict=True))
+    keypoint_set = load_keypoint_set(
+        save_keypoint_set(tmp_path / "set.npz", clips, {"model": "m"})
+    )
+    kept = keypoint_set.excluding(["id00002"])
+    assert [clip.name for clip in kept.clips] == ["id00001#a", "id00003#d"]
+    assert kept.detector == {"model": "m"} and keypoint_set.frames == 32
+    with pytest.raises(ValueError, match="no clips of identity id00009"):
+        keypoint_set.excluding(["id00009"])
+    with pytest.raises(ValueError, match="leaves no clips"):
+        keypoint_set.excluding(["id00001", "id00002", "id00003"])
 
 
 def _write(path, **overrides):

@@ -10,6 +10,7 @@ from train_helpers import make_tiny_dataset, tiny_model_config
 from kp_motion.cli.main import main
 from kp_motion.data.datasets import VideoDataset
 from kp_motion.data.keypoint_sequences import load_sequences
+from kp_motion.data.keypoint_sets import load_keypoint_set
 from kp_motion.keypoints import unpack
 from kp_motion.models.checkpoint import build_models, model_id, save_checkpoint
 
@@ -82,3 +83,34 @@ def test_extract_errors(setup, tmp_path, capsys, monkeypatch):
     assert main(["extract", data, "-o", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert "embedded default model is missing" in error and len(error.splitlines()) == 1
+
+
+def test_extract_a_keypoint_set_of_a_clips_folder(setup, tmp_path, capsys):
+    clips = setup["data"] / "test"  # a plain folder of clips (here: two videos)
+    argv = ["extract", str(clips), "--set", str(tmp_path / "set.npz"), "--no-progress"]
+    assert main([*argv, "--checkpoint", str(setup["checkpoint"]), "--batch-size", "3"]) == 0
+    assert f"2 clips, {2 * FRAMES} frames" in capsys.readouterr().out
+    keypoint_set = load_keypoint_set(tmp_path / "set.npz")
+    assert keypoint_set.detector == {"model_id": setup["model_id"], "model": "tiny-test-32"}
+    assert [clip.name for clip in keypoint_set.clips] == ["video0", "video1"]
+    # The values are the detector's output on the clip's frames at the model's size.
+    video = VideoDataset(setup["data"], "test", size=32)[1]["video"]
+    with torch.no_grad():
+        expected = setup["detector"](video)
+    positions, jacobians = unpack(keypoint_set.clips[1].values)
+    np.testing.assert_allclose(positions, expected["value"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(jacobians, expected["jacobian"].numpy(), atol=1e-5)
+
+
+def test_extract_set_errors_come_before_the_model_loads(setup, tmp_path, capsys):
+    clips, absent_model = str(setup["data"] / "test"), str(tmp_path / "absent")
+    cases = [
+        ([clips, "--set", str(tmp_path / "set.txt")], "--set must name a .npz file"),
+        ([str(tmp_path / "nowhere"), "--set", str(tmp_path / "s.npz")], "clips folder not found"),
+        ([clips, "--set", str(tmp_path / "no" / "s.npz")], "does not exist"),
+    ]
+    for argv, message in cases:
+        assert main(["extract", *argv, "--checkpoint", absent_model]) == 2
+        error = capsys.readouterr().err
+        assert message in error and len(error.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,10 @@
 Runs a trained keypoint detector over <dataset>/<split>/ videos (first-order-model layout) and
 writes <output>/<split>/<video>.npz (60 values per frame + frame indices) and meta.yaml with
 the detector's model_id (kp_motion.data.keypoint_sequences).
+
+With --set OUT.npz the argument is instead one folder of clips, and every clip goes into one
+keypoint set file (kp_motion.data.keypoint_sets: the shared VoxCeleb keypoints' layout, plus the
+detector's model_id and name), the input of `kp-motion train forecaster --keypoints`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ DEFAULT_MODEL = "fomm-compact-64"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "dataset", help="dataset root in the first-order-model layout (root/train, root/test)"
+        "dataset",
+        help="dataset root in the first-order-model layout (root/train, root/test); with "
+        "--set, a folder of clips",
+    )
+    parser.add_argument(
+        "--set",
+        metavar="OUT.npz",
+        help="write one keypoint set file of every clip of the folder (for "
+        "`kp-motion train forecaster --keypoints`) instead of sequence folders",
     )
     parser.add_argument(
         "-o", "--output", default="out/keypoints", help="output folder (default: out/keypoints)"
@@ -64,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be >= 1, got {args.batch_size}")
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
+    if args.set:
+        return _run_set(args, checkpoint)
     written = extract_dataset(
         dataset=Path(args.dataset),
         splits=args.split,
@@ -79,4 +93,26 @@ def run(args: argparse.Namespace) -> int:
     )
     for split, (folder, count, model_id) in written.items():
         print(f"{split}: {count} sequences in {folder} (model_id {model_id})")
+    return 0
+
+
+def _run_set(args: argparse.Namespace, checkpoint: Path) -> int:
+    """--set: one folder of clips -> one keypoint set file."""
+    from kp_motion.cli.main import CliError
+    from kp_motion.training.distributed import resolve_device
+    from kp_motion.training.extraction import extract_keypoint_set
+
+    output, clips_folder = Path(args.set), Path(args.dataset)
+    # Checked before the model loads: a wrong path fails at once, in one line.
+    if output.suffix != ".npz":
+        raise CliError(f"--set must name a .npz file, got {output}")
+    if not clips_folder.is_dir():
+        raise CliError(f"clips folder not found: {clips_folder}")
+    if not output.parent.is_dir():
+        raise CliError(f"--set: folder {output.parent} does not exist")
+    path, clips, frames, model_id = extract_keypoint_set(
+        clips_folder, checkpoint, output, resolve_device(args.device), args.batch_size,
+        args.fit, args.max_frames, progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"{clips} clips, {frames} frames -> {path} (model_id {model_id})")
     return 0

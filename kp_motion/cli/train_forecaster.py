@@ -8,7 +8,10 @@ With --keypoints FILE.npz (a keypoint set, e.g. the shared VoxCeleb keypoints) i
 --data, the linear kinds can be trained too, `--model all` means every kind, and
 --cross-validate first runs leave-one-identity-out cross-validation (closed loop, see
 forecasting/crossval.py), writing its table, per-step plot and JSON to --report (default
-OUT/report); the final models are then trained on every clip.
+OUT/report); the final models are then trained on every clip. --exclude-identity leaves
+an identity's clips out of everything (e.g. the one the detector was validated on). Each model
+records the detector: its model_id where the set holds one (`kp-motion extract --set`), else the
+name given with --detector.
 """
 
 from __future__ import annotations
@@ -51,8 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--detector",
-        default="unknown",
-        help="with --keypoints: the detector that gave the keypoints, recorded in each model",
+        help="with --keypoints: the detector that gave the keypoints, recorded in each model "
+        "(default: the name the set records, else 'unknown')",
+    )
+    parser.add_argument(
+        "--exclude-identity",
+        action="append",
+        default=[],
+        metavar="idNNNNN",
+        help="with --keypoints: leave this identity's clips out of training and "
+        "cross-validation (repeatable)",
     )
     parser.add_argument(
         "--val-data",
@@ -162,8 +173,11 @@ def run(args: argparse.Namespace) -> int:
         if args.val_data or args.test_data:
             raise CliError("--val-data and --test-data go with --data, not --keypoints")
         return _run_keypoint_set(args, settings)
-    if args.cross_validate or args.report:
-        raise CliError("--cross-validate and --report need --keypoints (a keypoint set)")
+    if args.cross_validate or args.report or args.exclude_identity or args.detector:
+        raise CliError(
+            "--cross-validate, --report, --exclude-identity and --detector need --keypoints "
+            "(a keypoint set)"
+        )
     if args.model in LINEAR_KINDS:
         raise CliError(f"--model {args.model} needs --keypoints (a keypoint set)")
 
@@ -220,12 +234,20 @@ def _run_keypoint_set(args: argparse.Namespace, settings: ForecasterSettings) ->
 
     # Read and checked before any training: a bad file fails at once, in one line.
     keypoint_set = load_keypoint_set(args.keypoints)
+    if args.exclude_identity:
+        try:
+            keypoint_set = keypoint_set.excluding(args.exclude_identity)
+        except ValueError as error:
+            raise CliError(f"--exclude-identity: {error}") from None
     if args.cross_validate and len(keypoint_set.identities()) < 2:
         raise CliError(f"{args.keypoints}: cross-validation needs >= 2 identities")
     kinds = ALL_KINDS if args.model == "all" else (args.model,)
     out = Path(args.out)
-    record = {"detector": args.detector, "dataset": Path(args.keypoints).name}
-    print(f"{args.keypoints}: {len(keypoint_set.clips)} clips, {keypoint_set.frames} frames")
+    record = _training_record(args, keypoint_set)
+    print(
+        f"{args.keypoints}: {len(keypoint_set.clips)} clips, {keypoint_set.frames} frames "
+        f"of {', '.join(keypoint_set.identities())}"
+    )
     if args.cross_validate:
         block_sizes = list(settings.evaluation.block_sizes)
         result = cross_validate(
@@ -234,7 +256,9 @@ def _run_keypoint_set(args: argparse.Namespace, settings: ForecasterSettings) ->
         )  # fmt: skip
         scores = {k: {n: s.score() for n, s in per_k.items()} for k, per_k in result.sums.items()}
         print(format_scores(scores))
-        _write_crossval_report(Path(args.report or out / "report"), scores, result, args)
+        _write_crossval_report(
+            Path(args.report or out / "report"), scores, result, args, keypoint_set
+        )
     final = train_set(kinds, keypoint_set.clips, settings, out, record, not args.no_progress)
     for kind, folder in final.folders.items():
         note = final.notes.get(kind, "least squares")
@@ -242,10 +266,25 @@ def _run_keypoint_set(args: argparse.Namespace, settings: ForecasterSettings) ->
     return 0
 
 
-def _write_crossval_report(report_dir, scores, result, args) -> None:
+def _training_record(args: argparse.Namespace, keypoint_set) -> dict:
+    """What each model's forecaster.yaml records about its data: the detector (its model_id
+    where the set holds one, so that a renderer with another detector can be told) and the
+    identities trained on."""
+    from pathlib import Path
+
+    record = {"detector": args.detector or keypoint_set.detector.get("model", "unknown")}
+    if "model_id" in keypoint_set.detector:
+        record["detector_model_id"] = keypoint_set.detector["model_id"]
+    record["dataset"] = Path(args.keypoints).name
+    record["identities"] = keypoint_set.identities()
+    if args.exclude_identity:
+        record["excluded_identities"] = sorted(set(args.exclude_identity))
+    return record
+
+
+def _write_crossval_report(report_dir, scores, result, args, keypoint_set) -> None:
     import os
 
-    from kp_motion.data.keypoint_sets import load_keypoint_set
     from kp_motion.forecasting.crossval import change_structure, linear_predictability
     from kp_motion.forecasting.report import (
         detailed_json,
@@ -255,7 +294,7 @@ def _write_crossval_report(report_dir, scores, result, args) -> None:
     )
 
     report_dir.mkdir(parents=True, exist_ok=True)
-    runs = [run for clip in load_keypoint_set(args.keypoints).clips for run in clip.segments()]
+    runs = [run for clip in keypoint_set.clips for run in clip.segments()]
     predictable = linear_predictability(runs)
     structure = change_structure(runs)
     write_json(
@@ -263,6 +302,8 @@ def _write_crossval_report(report_dir, scores, result, args) -> None:
         {
             # Relative to the working folder: the record names no machine's absolute path.
             "keypoints": os.path.relpath(args.keypoints),
+            "identities": keypoint_set.identities(),
+            "training_record": _training_record(args, keypoint_set),
             "training_seconds": result.seconds,
             "in_sample_linear_r2_of_next_change": predictable,
             "change_structure": structure,

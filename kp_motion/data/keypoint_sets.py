@@ -5,7 +5,10 @@ The layout (that of the shared VoxCeleb keypoints):
     lengths   (C,) frames per clip (all >= 1)
     value     (N, K, 2) float keypoint positions, clips concatenated in `names` order
     jacobian  (N, K, 2, 2) float Jacobians of the same frames
-with N = lengths.sum() and K = 10. Each clip becomes a KeypointSequence of 60-value frames
+with N = lengths.sum() and K = 10. A set written by `kp-motion extract --set` also holds
+    model_id  () the detector's model_id (kp_motion.models.checkpoint.model_id)
+    model     () the detector's name (its profile, e.g. "face-128")
+optional arrays that the shared file lacks. Each clip becomes a KeypointSequence of 60-value frames
 (kp_motion.keypoints layout) with frame indices 0..T-1, so the forecasting code treats a set
 exactly like a folder written by `kp-motion extract`.
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,9 @@ from kp_motion.data.keypoint_sequences import KeypointSequence
 from kp_motion.keypoints import NUM_KEYPOINTS, pack, unpack
 
 REQUIRED_ARRAYS = ("names", "lengths", "value", "jacobian")
+# Which detector gave the keypoints; written by the project's extraction, absent from sets made
+# elsewhere (the shared VoxCeleb file), so never required.
+DETECTOR_ARRAYS = ("model_id", "model")
 IDENTITY_PATTERN = re.compile(r"^(id\d+)")
 
 
@@ -44,6 +50,8 @@ class KeypointSet:
 
     source: str  # where the set was read from (for messages)
     clips: list[KeypointSequence]
+    # {"model_id": ..., "model": ...} of the detector, where the file records them
+    detector: dict[str, str] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
@@ -56,6 +64,16 @@ class KeypointSet:
     def clips_of(self, identities: Sequence[str]) -> list[KeypointSequence]:
         wanted = set(identities)
         return [clip for clip in self.clips if identity_of(clip.name) in wanted]
+
+    def excluding(self, identities: Sequence[str]) -> KeypointSet:
+        """The same set without the clips of `identities` (each must have clips here)."""
+        unknown = sorted(set(identities) - set(self.identities()))
+        if unknown:
+            raise ValueError(f"{self.source}: no clips of identity {', '.join(unknown)}")
+        kept = [name for name in self.identities() if name not in set(identities)]
+        if not kept:
+            raise ValueError(f"{self.source}: excluding {', '.join(identities)} leaves no clips")
+        return KeypointSet(self.source, self.clips_of(kept), dict(self.detector))
 
     def split_by_identity(
         self, held_out: Sequence[str]
@@ -90,7 +108,8 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             missing = [key for key in REQUIRED_ARRAYS if key not in archive.files]
             if missing:
                 raise ValueError(f"missing array(s) {', '.join(missing)}")
-            return {key: archive[key] for key in REQUIRED_ARRAYS}
+            present = REQUIRED_ARRAYS + tuple(k for k in DETECTOR_ARRAYS if k in archive.files)
+            return {key: archive[key] for key in present}
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path}: not a keypoint set ({error})") from None
 
@@ -119,6 +138,9 @@ def _check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
             raise ValueError(f"{where}: {key} must be finite floats")
     if len(set(names.tolist())) != len(names):
         raise ValueError(f"{where}: clip names are not unique")
+    for key in DETECTOR_ARRAYS:
+        if key in arrays and (arrays[key].ndim != 0 or arrays[key].dtype.kind not in "US"):
+            raise ValueError(f"{where}: {key} must be a single string")
 
 
 def load_keypoint_set(path: str | Path) -> KeypointSet:
@@ -132,20 +154,31 @@ def load_keypoint_set(path: str | Path) -> KeypointSet:
         KeypointSequence(str(name), values, np.arange(len(values), dtype=np.int64))
         for name, values in zip(arrays["names"].tolist(), per_clip, strict=True)
     ]
-    return KeypointSet(str(path), clips)
+    detector = {key: str(arrays[key]) for key in DETECTOR_ARRAYS if key in arrays}
+    return KeypointSet(str(path), clips, detector)
 
 
-def save_keypoint_set(path: str | Path, clips: dict[str, np.ndarray]) -> Path:
-    """Write clips (name -> (T, 60) frames) as a keypoint set; returns the path."""
+def save_keypoint_set(
+    path: str | Path, clips: dict[str, np.ndarray], detector: dict[str, str] | None = None
+) -> Path:
+    """Write clips (name -> (T, 60) frames) as a keypoint set, with the detector's model_id
+    and name where given ({"model_id": ..., "model": ...}); returns the path."""
     path = Path(path)
+    if not clips:
+        raise ValueError(f"{path}: a keypoint set needs at least one clip")
+    unknown = sorted(set(detector or {}) - set(DETECTOR_ARRAYS))
+    if unknown:
+        raise ValueError(f"unknown detector field(s) {unknown} (expected {list(DETECTOR_ARRAYS)})")
     names = list(clips)
     arrays = [np.asarray(clips[name], np.float32) for name in names]
     positions, jacobians = unpack(np.concatenate(arrays))
+    extra = {key: np.array(str(value)) for key, value in (detector or {}).items()}
     np.savez(
         path,
         names=np.array(names),
         lengths=np.array([len(a) for a in arrays], dtype=np.int64),
         value=positions,
         jacobian=jacobians,
+        **extra,
     )
     return path

@@ -95,17 +95,25 @@ class VideoScores:
 
 
 def load_models(settings: EvaluateSettings) -> EvalModels:
-    from kp_motion.forecasting.checkpoint import load_forecaster, resolve_forecaster
+    from kp_motion.forecasting.checkpoint import (
+        detector_mismatch,
+        load_forecaster,
+        resolve_forecaster,
+    )
     from kp_motion.models.checkpoint import load_model, model_id, resolve_checkpoint
 
     config, kp_detector, generator = load_model(
         resolve_checkpoint(settings.checkpoint), settings.device
     )
+    detector_id = model_id(config, kp_detector)
     forecasters = {
         forecaster_label(spec): load_forecaster(resolve_forecaster(spec), settings.device)
         for spec in settings.forecasters
     }
-    return EvalModels(config, kp_detector, generator, model_id(config, kp_detector), forecasters)
+    for spec in settings.forecasters:
+        if warning := detector_mismatch(forecasters[forecaster_label(spec)], detector_id, spec):
+            log.warning(warning)
+    return EvalModels(config, kp_detector, generator, detector_id, forecasters)
 
 
 def synthetic_videos(

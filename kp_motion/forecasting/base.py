@@ -50,6 +50,8 @@ class Forecaster(ABC):
     """observe / predict / reset over raw frames; see the module docstring."""
 
     name: str = "forecaster"
+    # model_id of the detector whose keypoints it learned from (set by the checkpoint loader)
+    detector_model_id: str | None = None
 
     def __init__(self) -> None:
         self.sanitizer = Sanitizer()

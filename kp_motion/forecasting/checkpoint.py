@@ -146,7 +146,7 @@ DEFAULT_SET = names.DEFAULT_FORECASTER_SET
 
 
 def forecaster_set_folder(name: str) -> Path:
-    """The folder of a shipped forecaster set ("compact-64", "vox-256")."""
+    """The folder of a shipped forecaster set ("face-128", "compact-64", "vox-256")."""
     from kp_motion import paths
 
     if name not in FORECASTER_SETS:
@@ -206,16 +206,43 @@ def resolve_forecaster(spec: str) -> str | Path:
 
 def load_forecaster(name_or_folder: str | Path, device: str | torch.device = "cpu") -> Forecaster:
     """A baseline by name ("hold-last", "constant-velocity") or a checkpoint folder (learned
-    or linear)."""
+    or linear). A loaded checkpoint's forecaster carries the model_id of the detector it was
+    trained on (`detector_model_id`, None where its record names none)."""
     if str(name_or_folder) in BASELINES:
         return BASELINES[str(name_or_folder)]()
     folder = Path(name_or_folder)
     if (folder / MANIFEST_NAME).is_file():
         manifest = _read_manifest(folder)
         if manifest["kind"] in LINEAR_KINDS:
-            return load_linear(folder, manifest)
-    model, standardizer, _ = load_model(name_or_folder, device)
-    return LearnedForecaster(model, standardizer)
+            forecaster = load_linear(folder, manifest)
+            forecaster.detector_model_id = trained_detector_id(manifest)
+            return forecaster
+    model, standardizer, manifest = load_model(name_or_folder, device)
+    forecaster = LearnedForecaster(model, standardizer)
+    forecaster.detector_model_id = trained_detector_id(manifest)
+    return forecaster
+
+
+def trained_detector_id(manifest: dict[str, Any]) -> str | None:
+    """The model_id of the detector whose keypoints a checkpoint was trained on, or None where
+    its record names the detector only by a name (the vox-256 set: an external checkpoint)."""
+    found = (manifest.get("training") or {}).get("detector_model_id")
+    return str(found) if found else None
+
+
+def detector_mismatch(forecaster: Forecaster, model_id: str, label: str = "") -> str | None:
+    """A one-line warning when `forecaster` was trained on keypoints of a detector other than
+    `model_id`, else None. Its forecasts are then of the wrong distribution (each detector
+    places its keypoints its own way), so callers must show it; a forecaster without a record
+    (baselines, sets of external detectors) passes."""
+    trained_on = forecaster.detector_model_id
+    if trained_on is None or trained_on == model_id:
+        return None
+    return (
+        f"forecaster {label or forecaster.name} was trained on keypoints of detector "
+        f"{trained_on}, not of this model ({model_id}): its forecasts will be poor; use the "
+        f"forecaster set of this model"
+    )
 
 
 def load_forecaster_set(

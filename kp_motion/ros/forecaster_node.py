@@ -87,7 +87,8 @@ class ForecasterNode(KpMotionNode):
                 self.receiver = PredictiveStream(forecaster, s["max_gap"])
             else:
                 self.receiver = Receiver(forecaster, s["m"], s["n"])
-        self.stream = KeypointReceiver(self.receiver, self.get_logger().warning)
+        self.stream = KeypointReceiver(self.receiver, self.get_logger().warning,
+                                       forecaster=forecaster)
         self.period_ns = round(1e9 / s["fps"])
         self.last_received: Keypoint60 | None = None
         self.last_index: int | None = None  # of the last frame received and used

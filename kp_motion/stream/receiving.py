@@ -36,9 +36,10 @@ class Received:
 
 class KeypointReceiver:
     def __init__(self, receiver, warn: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, forecaster=None) -> None:
         self.receiver = receiver
         self.warn = warn
+        self.forecaster = forecaster  # checked against the stream's detector once it is known
         self.clock = clock
         self.model_id: str | None = None  # pinned by the first message
         self.foreign: dict[str, int] = {}
@@ -47,6 +48,7 @@ class KeypointReceiver:
     def receive(self, model_id: str, frame_index: int, values: np.ndarray) -> Received:
         if self.model_id is None:
             self.model_id = model_id
+            self._check_detector(model_id)
         if model_id != self.model_id:
             self._refuse(model_id)
             return Received(refused=True)
@@ -57,6 +59,14 @@ class KeypointReceiver:
         if corrected:
             self._warn_correction(frame_index, corrected)
         return Received(frames, corrected=corrected)
+
+    def _check_detector(self, model_id: str) -> None:
+        from kp_motion.forecasting.checkpoint import detector_mismatch
+
+        if self.forecaster is None:
+            return
+        if warning := detector_mismatch(self.forecaster, model_id):
+            self.warn(warning)
 
     def _refuse(self, model_id: str) -> None:
         self.foreign[model_id] = self.foreign.get(model_id, 0) + 1

@@ -107,3 +107,46 @@ def extract_dataset(
         folder = save_sequences(output / split, sequences, meta)
         written[split] = (folder, len(sequences), detector_id)
     return written
+
+
+def extract_keypoint_set(
+    clips_folder: Path,
+    checkpoint: Path,
+    output: Path,
+    device: torch.device,
+    batch_size: int = 32,
+    fit: str = "resize",
+    max_frames: int | None = None,
+    progress: bool = True,
+) -> tuple[Path, int, int, str]:
+    """Every video of one folder -> a keypoint set .npz (kp_motion.data.keypoint_sets layout,
+    with the detector's model_id and name); returns (path, clips, frames, model_id).
+
+    Clips are named by file name (the shared VoxCeleb set's names), so that the identity of
+    each is its `idNNNNN` prefix and two sets of the same clips line up name by name.
+    """
+    from kp_motion.data.datasets import VideoDataset
+    from kp_motion.data.keypoint_sets import save_keypoint_set
+    from kp_motion.models.checkpoint import load_model, model_id
+    from kp_motion.training.fomm_trainer import profile_size
+
+    config, kp_detector, _ = load_model(checkpoint, device)
+    detector_id = model_id(config, kp_detector)
+    # A plain folder of clips is read as the one "split" of its parent folder.
+    videos = VideoDataset(
+        clips_folder.parent, clips_folder.name, size=profile_size(config), fit=fit,
+        max_frames=max_frames,
+    )  # fmt: skip
+    file_names = {entry.name: entry.path.name for entry in videos.videos}
+    clips = {}
+    for index in tqdm(range(len(videos)), desc="extract", unit="clip", disable=not progress):
+        item = videos[index]
+        # A clip that fails to decode yields another one (VideoDataset's fallback): keep each once.
+        file_name = file_names[item["name"]]
+        if file_name not in clips:
+            clips[file_name] = detect_video(kp_detector, item["video"], batch_size, device)
+    if videos.skipped:
+        logger.warning("%s: left out unreadable clips %s", clips_folder, videos.skipped)
+    path = save_keypoint_set(output, clips, {"model_id": detector_id, "model": config.name})
+    frames = sum(len(values) for values in clips.values())
+    return path, len(clips), frames, detector_id

@@ -6,10 +6,13 @@ absolute motion (the driving keypoints as they are).
 reconstruction: the driving video's first frame is the source, driven by the video's own
 keypoints (how well the model reproduces a video from its keypoints).
 
-Every frame is fitted to the model's size (--fit resize|crop), so any size, aspect ratio,
-grayscale or RGBA input works. Outputs: .mp4/.mov/.mkv/.avi (H.264), .gif, or a path without
-suffix for a folder of lossless PNG frames. User errors are raised as ValueError /
-FileNotFoundError (printed as one line by the dispatcher, exit status 2).
+Every frame is fitted to the model's size (--fit resize|crop|face), so any size, aspect ratio,
+grayscale or RGBA input works. face (the default for a face model, kp_motion.data.face_framing)
+cuts a fixed square around the face of the source and of the driving video, moved only when
+the face leaves it; a source or first driving frame without a face is an error. Outputs:
+.mp4/.mov/.mkv/.avi (H.264), .gif, or a path without suffix for a folder of lossless PNG
+frames. User errors are raised as ValueError / FileNotFoundError (printed as one line by the
+dispatcher, exit status 2).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import argparse
 import itertools
 from pathlib import Path
 
-from kp_motion.names import MODES, RECONSTRUCTION, TRANSFER
+from kp_motion.names import FACE, FITS, MODES, RECONSTRUCTION, TRANSFER
 
 COMMAND = "animate"
 HELP = "animate a source image with a driving video (FOMM motion transfer / reconstruction)"
@@ -60,9 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument(
         "--fit",
-        choices=("resize", "crop"),
-        default="resize",
-        help="fit frames to the model size by stretching or by a centred crop (default: resize)",
+        choices=FITS,
+        help="fit frames to the model size: stretch them (resize), cut their centred square "
+        "(crop) or a fixed square around the face (face) (default: face for a face model, "
+        "face-* or vox-256, else resize)",
     )
     parser.add_argument("--side-by-side", help="also write source | driving | result")
     parser.add_argument(
@@ -197,6 +201,26 @@ class Outputs:
                 writer.close()
 
 
+def frame_fitters(args: argparse.Namespace, config):
+    """(fit the source image, fit a driving frame): frame -> the model's size by --fit, by
+    default the model's own (face framing for a face model). The driving video gets one
+    FaceFramer for all its frames, so its crop stays put while the face stays in it."""
+    from kp_motion.data import video_io
+    from kp_motion.data.face_framing import FaceFramer, default_fit
+
+    size = config.image_size
+    fit = args.fit or default_fit(config.name)
+    if fit != FACE:
+        return (lambda frame: video_io.resize_frame(frame, size, fit),) * 2
+    source_name = args.source if args.mode == TRANSFER else f"the first frame of {args.driving}"
+    source_framer = FaceFramer(name=source_name)
+    driving_framer = FaceFramer(name=f"the first frame of {args.driving}")
+    return (
+        lambda frame: video_io.resize_frame(source_framer.crop(frame), size),
+        lambda frame: video_io.resize_frame(driving_framer.crop(frame), size),
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -206,12 +230,14 @@ def run(args: argparse.Namespace) -> int:
 
     check_arguments(args)
     config, kp_detector, generator = load_models(args)
-    size = config.image_size
     frames = video_io.iter_video(args.driving, max_frames=args.max_frames)
     # Decode the first frame before anything is written: a corrupt video fails here.
     first = next(frames)
     raw_source = video_io.read_image(args.source) if args.mode == TRANSFER else first
-    source = video_io.resize_frame(raw_source, size, args.fit)
+    fit_source, fit_driving = frame_fitters(args, config)
+    # Both fitted before anything is written: a source without a face fails here.
+    source = fit_source(raw_source)
+    first_driving = fit_driving(first)
     motion = args.motion if args.mode == TRANSFER else "absolute"
     animator = Animator(
         kp_detector,
@@ -227,9 +253,8 @@ def run(args: argparse.Namespace) -> int:
     count = 0
     try:
         with torch.no_grad():
-            driving_frames = itertools.chain([first], frames)
-            for raw in tqdm(driving_frames, desc="animate", unit="frame", total=args.max_frames):
-                driving = video_io.resize_frame(raw, size, args.fit)
+            fitted = itertools.chain([first_driving], map(fit_driving, frames))
+            for driving in tqdm(fitted, desc="animate", unit="frame", total=args.max_frames):
                 kp_driving = animator.detect(video_io.to_tensor(driving))
                 kp_norm = animator.normalized(kp_driving)
                 prediction = animator.render_normalized(kp_norm)["prediction"]

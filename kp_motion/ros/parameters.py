@@ -161,6 +161,7 @@ NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("mode", str, "transfer (relative motion, any source) or reconstruction "
               "(absolute)", choices=MODES),
         SOURCE_IMAGE,
+        FIT,
         Param("overlay", bool, "also publish the keypoint overlay image"),
         _wait_param("subscribe to keypoints once this many match on rendered"),
         _wait_param("and once this many match on overlay (when it is published)",

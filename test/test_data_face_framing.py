@@ -19,6 +19,7 @@ from kp_motion.data.face_framing import (
     NoFaceError,
     default_fit,
     detect_faces,
+    framed_video,
 )
 from kp_motion.stream.sources import Frames, FrameSource
 
@@ -113,6 +114,17 @@ def test_a_face_appearing_after_the_fallback_is_framed(head):
     assert_near_face(crop_centre(framer), 300, 140)
 
 
+def test_a_video_is_framed_from_its_first_frame_with_a_face(head):
+    flat = np.full((*CANVAS, 3), 120, np.uint8)
+    framer = FaceFramer()
+    crops = list(framed_video(iter([flat, flat, on_canvas(head, 300, 140)]), framer, "v.mp4"))
+    assert len(crops) == 3 and framer.moves == 1  # placed on the third, used from the first
+    assert_near_face(crop_centre(framer), 300, 140)
+    np.testing.assert_array_equal(crops[0], framer.current.cut(flat))
+    with pytest.raises(NoFaceError, match="no face found in the first 2 frames of v.mp4"):
+        next(framed_video(iter([flat, flat]), FaceFramer(), "v.mp4"))
+
+
 def test_the_camera_frames_with_fit_face_are_the_face_square(head, tmp_path):
     clip = video_io.write_video(tmp_path / "clip", [on_canvas(head, 300, 140)] * 2)
     frames = Frames(FrameSource(clip), width=64, fit="face")
@@ -145,10 +157,14 @@ def test_animate_fit_face_end_to_end_and_a_faceless_video_is_one_line(head, tmp_
                    "-o", str(tmp_path / "out")])  # fmt: skip
     assert status == 0
     assert video_io.read_video(tmp_path / "out").shape == (3, 64, 64, 3)
+    status = main(["animate", "--checkpoint", "fomm-compact-64", "--mode", "reconstruction",
+                   "--fit", "face", "--device", "cpu", "--driving", str(tmp_path / "driving.mp4"),
+                   "-o", str(tmp_path / "rec")])  # fmt: skip
+    assert status == 0 and video_io.read_video(tmp_path / "rec").shape == (3, 64, 64, 3)
     video_io.write_video(tmp_path / "flat.mp4", [np.full((*CANVAS, 3), 9, np.uint8)] * 2)
     capsys.readouterr()
     status = main([*common, "--driving", str(tmp_path / "flat.mp4"),
                    "-o", str(tmp_path / "none")])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert status == 2 and "no face found in the first frame of" in err and "\n" not in err
+    assert status == 2 and "no face found in the first 2 frames of" in err and "\n" not in err
     assert not (tmp_path / "none").exists()

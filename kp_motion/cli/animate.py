@@ -201,24 +201,25 @@ class Outputs:
                 writer.close()
 
 
-def frame_fitters(args: argparse.Namespace, config):
-    """(fit the source image, fit a driving frame): frame -> the model's size by --fit, by
-    default the model's own (face framing for a face model). The driving video gets one
-    FaceFramer for all its frames, so its crop stays put while the face stays in it."""
+def fitted_frames(args: argparse.Namespace, config, source, driving):
+    """(the source image, an iterator of the driving frames), fitted to the model's size by
+    --fit, by default the model's own (face framing for a face model). The driving video gets
+    one FaceFramer for all its frames, so its crop stays put while the face stays in it."""
     from kp_motion.data import video_io
-    from kp_motion.data.face_framing import FaceFramer, default_fit
+    from kp_motion.data.face_framing import FaceFramer, default_fit, framed_video
 
     size = config.image_size
     fit = args.fit or default_fit(config.name)
     if fit != FACE:
-        return (lambda frame: video_io.resize_frame(frame, size, fit),) * 2
-    source_name = args.source if args.mode == TRANSFER else f"the first frame of {args.driving}"
-    source_framer = FaceFramer(name=source_name)
-    driving_framer = FaceFramer(name=f"the first frame of {args.driving}")
-    return (
-        lambda frame: video_io.resize_frame(source_framer.crop(frame), size),
-        lambda frame: video_io.resize_frame(driving_framer.crop(frame), size),
-    )
+        resized = (video_io.resize_frame(frame, size, fit) for frame in driving)
+        return video_io.resize_frame(source, size, fit), resized
+    if args.mode == TRANSFER:
+        source = FaceFramer(name=args.source).crop(source)
+    crops = framed_video(driving, FaceFramer(), name=args.driving)
+    if args.mode == RECONSTRUCTION:
+        source = next(crops)  # the first driving frame, framed like the others
+        crops = itertools.chain([source], crops)
+    return video_io.resize_frame(source, size), (video_io.resize_frame(c, size) for c in crops)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -234,10 +235,11 @@ def run(args: argparse.Namespace) -> int:
     # Decode the first frame before anything is written: a corrupt video fails here.
     first = next(frames)
     raw_source = video_io.read_image(args.source) if args.mode == TRANSFER else first
-    fit_source, fit_driving = frame_fitters(args, config)
-    # Both fitted before anything is written: a source without a face fails here.
-    source = fit_source(raw_source)
-    first_driving = fit_driving(first)
+    source, driving_frames = fitted_frames(
+        args, config, raw_source, itertools.chain([first], frames)
+    )
+    # The first driving frame is fitted before anything is written: no face fails here.
+    driving_frames = itertools.chain([next(driving_frames)], driving_frames)
     motion = args.motion if args.mode == TRANSFER else "absolute"
     animator = Animator(
         kp_detector,
@@ -253,8 +255,8 @@ def run(args: argparse.Namespace) -> int:
     count = 0
     try:
         with torch.no_grad():
-            fitted = itertools.chain([first_driving], map(fit_driving, frames))
-            for driving in tqdm(fitted, desc="animate", unit="frame", total=args.max_frames):
+            for driving in tqdm(driving_frames, desc="animate", unit="frame",
+                                total=args.max_frames):
                 kp_driving = animator.detect(video_io.to_tensor(driving))
                 kp_norm = animator.normalized(kp_driving)
                 prediction = animator.render_normalized(kp_norm)["prediction"]

@@ -25,13 +25,17 @@ current crop is followed; only when none does is the surest face of the frame ta
 
 No face in the first frame: with require_face (command lines) that is a NoFaceError naming the
 frame; without it (a live camera) the largest centred square is used, `warn` is called once,
-and detection goes on: the crop moves to the first face that appears.
+and detection goes on: the crop moves to the first face that appears. A video file can look
+ahead instead (`framed_video`): the crop is placed on the first of its first SEARCH_FRAMES
+frames that shows a face (a clip may start with the head turned), and only a video without a
+face in all of them is an error.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +52,7 @@ DETECT_SIDE = 320  # longer side (pixels) of the grey copy the cascade runs on
 MIN_FACE_SHARE = 0.2  # smallest face searched for, as a share of the frame's shorter side
 MARGIN = 0.3  # face box side added on every side: the training clips measure 0.29 (README)
 TOLERANCE = 0.1  # how far (share of the box side) the box may cross the crop before it moves
+SEARCH_FRAMES = 25  # a video's face is looked for in this many first frames (1 s at 25 fps)
 DETECT_EVERY = 5  # detect again on every this-many-th frame: ~50 ms per detection (README)
 
 
@@ -195,6 +200,18 @@ class FaceFramer:
         self.frames += 1
         return self.current.cut(frame).copy()
 
+    def place(self, frame: np.ndarray) -> bool:
+        """Place the crop around the face of this frame; False (crop unchanged) if none."""
+        from kp_motion.data.video_io import as_rgb_frame
+
+        frame = as_rgb_frame(frame)
+        faces = detect_faces(frame)
+        if faces:
+            self.current = square_around(faces[0], frame.shape, self.margin)
+            self.face_seen = True
+            self.moves += 1
+        return bool(faces)
+
     def _update(self, frame: np.ndarray) -> None:
         faces = detect_faces(frame)
         if not faces:
@@ -225,3 +242,21 @@ class FaceFramer:
         if self.warn is not None:
             self.warn(f"{message}; using the centred square until a face appears")
         self.current = centred_square(frame.shape)
+
+
+def framed_video(
+    frames: Iterator[np.ndarray], framer: FaceFramer, name: str, search: int = SEARCH_FRAMES
+) -> Iterator[np.ndarray]:
+    """The face crops of a video's frames. The first SEARCH_FRAMES frames are read ahead until
+    one shows a face; the crop placed there also frames the frames before it. NoFaceError
+    (raised on the first next()) when none of them does."""
+    ahead: list[np.ndarray] = []
+    for frame in itertools.islice(frames, search):
+        ahead.append(frame)
+        if framer.place(frame):
+            break
+    else:
+        raise NoFaceError(f"no face found in the first {len(ahead)} frames of {name}: face "
+                          "framing needs a frontal face; use --fit resize or crop")
+    for frame in itertools.chain(ahead, frames):
+        yield framer.crop(frame)

@@ -93,6 +93,14 @@ def test_a_crop_near_the_border_is_shifted_inside_and_stays_square(head):
     assert crop.shape == (480, 480, 3)
 
 
+def test_a_smaller_input_after_a_large_one_is_framed_anew(head):
+    framer = FaceFramer(detect_every=1)
+    framer.crop(on_canvas(head, 300, 140))
+    crop = framer.crop(head)  # 320 x 320: the old crop does not fit in it
+    assert crop.shape[0] == crop.shape[1] == framer.current.side <= 320
+    assert_near_face(crop_centre(framer), 0, 0)
+
+
 def test_no_face_is_one_line_error_or_a_warning_once_and_the_centred_square():
     flat = np.full((*CANVAS, 3), 120, np.uint8)
     with pytest.raises(NoFaceError, match="no face found in clip.mp4") as error:

@@ -99,6 +99,10 @@ class Crop:
     def cut(self, frame: np.ndarray) -> np.ndarray:
         return frame[self.top : self.top + self.side, self.left : self.left + self.side]
 
+    def fits_in(self, frame_shape: tuple[int, ...]) -> bool:
+        rows, cols = frame_shape[:2]
+        return self.left + self.side <= cols and self.top + self.side <= rows
+
     def contains_centre(self, box: Box) -> bool:
         x, y = box.centre
         return self.left <= x < self.left + self.side and self.top <= y < self.top + self.side
@@ -193,8 +197,8 @@ class FaceFramer:
         from kp_motion.data.video_io import as_rgb_frame
 
         frame = as_rgb_frame(frame)
-        if self.current is not None and self.current.side > min(frame.shape[:2]):
-            self.current = None  # a frame smaller than the crop (a new input): start over
+        if self.current is not None and not self.current.fits_in(frame.shape):
+            self.current, self.face_seen = None, False  # a smaller frame (a new input): anew
         if self.current is None or self.frames % self.detect_every == 0:
             self._update(frame)
         self.frames += 1

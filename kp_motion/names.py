@@ -12,6 +12,13 @@ RECONSTRUCTION = "reconstruction"
 TRANSFER = "transfer"
 MODES = (RECONSTRUCTION, TRANSFER)
 
+# How a frame of any size becomes the model's square: stretched whole, its centred square, or
+# a fixed square around the face (kp_motion.data.face_framing; what the face models expect).
+RESIZE = "resize"
+CROP = "crop"
+FACE = "face"
+FITS = (RESIZE, CROP, FACE)
+
 # Which part of a node graph a machine runs.
 SENDER = "sender"
 RECEIVER = "receiver"

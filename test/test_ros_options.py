@@ -104,8 +104,8 @@ def test_an_option_sets_its_parameter_on_every_node_that_declares_it():
     # Every option value differs from its YAML default, so each must show up in the nodes.
     chosen = dict(input="clip", source_image="face.png", forecaster="hold-last",
                   forecaster_path="f", m=2, n=1, fps=10.0, device="cpu", checkpoint="c",
-                  width=64, height=48, max_frames=5, drop_probability=0.1, drop_seed=3,
-                  summary_path="s.json", exit_at_end=True, publish_images=True,
+                  width=64, height=48, fit="crop", max_frames=5, drop_probability=0.1,
+                  drop_seed=3, summary_path="s.json", exit_at_end=True, publish_images=True,
                   policy="predictive", wire="compact", threshold=0.01, max_gap=25,
                   wait_budget=0.5)
     assert set(chosen) == {o.name for o in table.GRAPH_OPTIONS if o.param is not None}

@@ -37,7 +37,7 @@ def test_a_clip_plays_once_or_loops_and_stops_at_max_frames(tmp_path):
 def test_frames_are_resized_or_cropped_to_the_asked_size(tmp_path):
     clip = write_clip(tmp_path / "clip", 2)
     stretched = Frames(FrameSource(clip), width=16, height=8).next()
-    cropped = Frames(FrameSource(clip), width=16, height=8, crop=True).next()
+    cropped = Frames(FrameSource(clip), width=16, height=8, fit="crop").next()
     assert stretched.shape == cropped.shape == (8, 16, 3)
     assert not np.array_equal(stretched, cropped)
     assert Frames(FrameSource(clip), width=16).next().shape == (16, 16, 3)

@@ -6,10 +6,13 @@ absolute motion (the driving keypoints as they are).
 reconstruction: the driving video's first frame is the source, driven by the video's own
 keypoints (how well the model reproduces a video from its keypoints).
 
-Every frame is fitted to the model's size (--fit resize|crop), so any size, aspect ratio,
-grayscale or RGBA input works. Outputs: .mp4/.mov/.mkv/.avi (H.264), .gif, or a path without
-suffix for a folder of lossless PNG frames. User errors are raised as ValueError /
-FileNotFoundError (printed as one line by the dispatcher, exit status 2).
+Every frame is fitted to the model's size (--fit resize|crop|face), so any size, aspect ratio,
+grayscale or RGBA input works. face (the default for a face model, kp_motion.data.face_framing)
+cuts a fixed square around the face of the source and of the driving video, moved only when
+the face leaves it; a source or first driving frame without a face is an error. Outputs:
+.mp4/.mov/.mkv/.avi (H.264), .gif, or a path without suffix for a folder of lossless PNG
+frames. User errors are raised as ValueError / FileNotFoundError (printed as one line by the
+dispatcher, exit status 2).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import argparse
 import itertools
 from pathlib import Path
 
-from kp_motion.names import MODES, RECONSTRUCTION, TRANSFER
+from kp_motion.names import FACE, FITS, MODES, RECONSTRUCTION, TRANSFER
 
 COMMAND = "animate"
 HELP = "animate a source image with a driving video (FOMM motion transfer / reconstruction)"
@@ -60,9 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument(
         "--fit",
-        choices=("resize", "crop"),
-        default="resize",
-        help="fit frames to the model size by stretching or by a centred crop (default: resize)",
+        choices=FITS,
+        help="fit frames to the model size: stretch them (resize), cut their centred square "
+        "(crop) or a fixed square around the face (face) (default: face for a face model, "
+        "face-* or vox-256, else resize)",
     )
     parser.add_argument("--side-by-side", help="also write source | driving | result")
     parser.add_argument(
@@ -197,6 +201,27 @@ class Outputs:
                 writer.close()
 
 
+def fitted_frames(args: argparse.Namespace, config, source, driving):
+    """(the source image, an iterator of the driving frames), fitted to the model's size by
+    --fit, by default the model's own (face framing for a face model). The driving video gets
+    one FaceFramer for all its frames, so its crop stays put while the face stays in it."""
+    from kp_motion.data import video_io
+    from kp_motion.data.face_framing import FaceFramer, default_fit, framed_video
+
+    size = config.image_size
+    fit = args.fit or default_fit(config.name)
+    if fit != FACE:
+        resized = (video_io.resize_frame(frame, size, fit) for frame in driving)
+        return video_io.resize_frame(source, size, fit), resized
+    if args.mode == TRANSFER:
+        source = FaceFramer(name=args.source).crop(source)
+    crops = framed_video(driving, FaceFramer(), name=args.driving)
+    if args.mode == RECONSTRUCTION:
+        source = next(crops)  # the first driving frame, framed like the others
+        crops = itertools.chain([source], crops)
+    return video_io.resize_frame(source, size), (video_io.resize_frame(c, size) for c in crops)
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
@@ -206,12 +231,15 @@ def run(args: argparse.Namespace) -> int:
 
     check_arguments(args)
     config, kp_detector, generator = load_models(args)
-    size = config.image_size
     frames = video_io.iter_video(args.driving, max_frames=args.max_frames)
     # Decode the first frame before anything is written: a corrupt video fails here.
     first = next(frames)
     raw_source = video_io.read_image(args.source) if args.mode == TRANSFER else first
-    source = video_io.resize_frame(raw_source, size, args.fit)
+    source, driving_frames = fitted_frames(
+        args, config, raw_source, itertools.chain([first], frames)
+    )
+    # The first driving frame is fitted before anything is written: no face fails here.
+    driving_frames = itertools.chain([next(driving_frames)], driving_frames)
     motion = args.motion if args.mode == TRANSFER else "absolute"
     animator = Animator(
         kp_detector,
@@ -227,9 +255,8 @@ def run(args: argparse.Namespace) -> int:
     count = 0
     try:
         with torch.no_grad():
-            driving_frames = itertools.chain([first], frames)
-            for raw in tqdm(driving_frames, desc="animate", unit="frame", total=args.max_frames):
-                driving = video_io.resize_frame(raw, size, args.fit)
+            for driving in tqdm(driving_frames, desc="animate", unit="frame",
+                                total=args.max_frames):
                 kp_driving = animator.detect(video_io.to_tensor(driving))
                 kp_norm = animator.normalized(kp_driving)
                 prediction = animator.render_normalized(kp_norm)["prediction"]

@@ -7,7 +7,8 @@ Topics (relative names, remapped by the graph):
     source_image   sensor_msgs/Image rgb8, latched; the first frame, once (publish_source)
 
 Frames are published at `fps` (a file is paced at that rate, whatever rate it was encoded
-with), resized to width x height when given (kp_motion.stream.sources.Frames). A device frame
+with), fitted (parameter fit: by default the fixed square around the face) and resized to
+width x height when given (kp_motion.stream.sources.Frames). A device frame
 is stamped with the time it was read; a clip's frame k with the first frame's time + k / fps
 (the clip's own timeline, so that timer jitter does not blur the frame spacing the detector's
 frame_index relies on). At the end of a clip the node loops, exits with status 0 (exit_at_end)
@@ -43,8 +44,9 @@ class CameraNode(KpMotionNode):
         s = self.settings
         with startup_errors():
             source = open_source(s["input"], s["width"], s["height"], s["fps"])
-        self.frames = Frames(source, s["width"], s["height"], s["crop"], s["loop"],
-                             s["max_frames"])
+        fit = "crop" if s["crop"] else s["fit"]  # the deprecated crop parameter still counts
+        self.frames = Frames(source, s["width"], s["height"], fit, s["loop"],
+                             s["max_frames"], warn=self.get_logger().warning)
         # A clip keeps its last frames for readers that join late (kp_motion.ros.qos).
         image_qos = RELIABLE_IMAGE_QOS if self.frames.live else CLIP_IMAGE_QOS
         self.image_publisher = (self.create_publisher(Image, "image", image_qos)

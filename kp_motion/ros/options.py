@@ -88,6 +88,7 @@ GRAPH_OPTIONS: tuple[GraphOption, ...] = (
     GraphOption("checkpoint", p.CHECKPOINT),
     GraphOption("width", p.WIDTH),
     GraphOption("height", p.HEIGHT),
+    GraphOption("fit", p.FIT),
     GraphOption("max_frames", p.MAX_FRAMES),
     GraphOption("policy", p.POLICY),
     GraphOption("wire", p.WIRE),

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kp_motion.names import FORECASTERS, MODES, POLICIES, SET_MEMBERS, WIRES
+from kp_motion.names import FITS, FORECASTERS, MODES, POLICIES, SET_MEMBERS, WIRES
 from kp_motion.paths import config_path
 
 NODES_CONFIG = "nodes.yaml"
@@ -82,6 +82,9 @@ HEIGHT = Param("height", int, "camera output height in pixels; 0 = keep (or foll
                0, MAX_IMAGE_SIZE)
 MAX_FRAMES = Param("max_frames", int, "stop the camera after this many frames; 0 = no limit",
                    0, INT32_MAX)
+FIT = Param("fit", str, "how a frame becomes the output size: resize (stretch), crop (its "
+            "centred part) or face (a fixed square around the face, moved only when the face "
+            "leaves it; what the face models expect)", choices=FITS)
 EXIT_AT_END = Param("exit_at_end", bool, "the camera exits at the end of a clip")
 DROP_PROBABILITY = Param("drop_probability", float,
                          "simulated loss: share of transmitted frames dropped", 0.0, 1.0)
@@ -115,7 +118,9 @@ def _wait_param(description: str, name: str = "wait_for_subscribers") -> Param:
 # The camera's own parameters (the sender node, capture + detection in one process, has them too).
 _CAPTURE = (
     INPUT, FPS, WIDTH, HEIGHT,
-    Param("crop", bool, "centre-crop to the output aspect ratio instead of stretching"),
+    FIT,
+    Param("crop", bool, "deprecated, false = use fit: true centre-crops (fit crop)",
+          deprecated="set fit: crop instead; this parameter goes in the next release"),
     Param("loop", bool, "restart a file or folder at its end"),
     MAX_FRAMES, EXIT_AT_END,
     Param("frame_id", str, "header.frame_id of the published images"),
@@ -156,6 +161,7 @@ NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
         Param("mode", str, "transfer (relative motion, any source) or reconstruction "
               "(absolute)", choices=MODES),
         SOURCE_IMAGE,
+        FIT,
         Param("overlay", bool, "also publish the keypoint overlay image"),
         _wait_param("subscribe to keypoints once this many match on rendered"),
         _wait_param("and once this many match on overlay (when it is published)",

@@ -11,7 +11,9 @@ Topics (relative names, remapped by the graph):
 mode transfer animates any source with the motion relative to the first driving frame;
 reconstruction drives the source (a frame of the same video) with the absolute keypoints. The
 rendering itself (new driving stream when frame_index goes back, overlay) is
-kp_motion.stream.rendering.StreamRenderer; this node converts messages.
+kp_motion.stream.rendering.StreamRenderer; this node converts messages. A source_image file is
+framed like the camera's frames (parameter fit: by default the square around the face, or the
+centred square with a warning when it has no face); one on the topic comes framed already.
 Keypoints from another detector (model_id differs from this checkpoint's) are refused: logged
 once per distinct id and counted. Keypoints that arrive before the source image are held
 (up to PENDING_LIMIT) and rendered once it arrives. The keypoints are subscribed to at once;
@@ -28,7 +30,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from kp_motion.msg import Keypoint60
-from kp_motion.names import TRANSFER
+from kp_motion.names import CROP, FACE, TRANSFER
 from kp_motion.ros.common import (
     KpMotionNode,
     StartupError,
@@ -101,9 +103,23 @@ class RendererNode(KpMotionNode):
         from kp_motion.data.video_io import read_image
 
         try:
-            self._set_source(read_image(path))
+            self._set_source(self._framed(read_image(path), path))
         except (ValueError, FileNotFoundError) as error:
             raise StartupError(f"source_image: {error}") from None
+
+    def _framed(self, image: np.ndarray, path: str) -> np.ndarray:
+        """A source image file framed like the camera's frames (fit); an image on the
+        source_image topic comes from the camera, framed already."""
+        from kp_motion.data.face_framing import FaceFramer
+        from kp_motion.data.video_io import resize_frame
+
+        if self.settings["fit"] == FACE:
+            framer = FaceFramer(require_face=False, warn=self.get_logger().warning, name=path)
+            return framer.crop(image)
+        if self.settings["fit"] == CROP:
+            side = min(image.shape[:2])
+            return resize_frame(image, side, fit=CROP)
+        return image  # resize: the renderer stretches it to the model size
 
     def _set_source(self, frame: np.ndarray) -> None:
         note = self.stream.set_source(frame)

@@ -1,16 +1,21 @@
 """Frames for the sender: a video file, an image folder or a V4L2 camera, resized on the way.
 
 `open_source('3')` is /dev/video3; anything else is a file or folder. `Frames` adds what a
-camera node offers on top: a maximum frame count, looping a clip, and resizing to width x
-height (one of them 0 keeps the aspect ratio, both 0 keep the frame).
+camera node offers on top: a maximum frame count, looping a clip, and fitting to width x height
+(one of them 0 keeps the aspect ratio, both 0 keep the frame's size): fit "resize" stretches
+the frame, "crop" cuts its centred part of the output's aspect ratio, "face" cuts the fixed
+square around the face (kp_motion.data.face_framing; a frame without a face keeps the centred
+square and warns once, so a camera keeps streaming until someone sits in front of it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from kp_motion.names import FACE, FITS, RESIZE, spelled
 
 
 class SourceError(ValueError):
@@ -104,12 +109,19 @@ def output_size(frame_shape: tuple[int, ...], width: int, height: int) -> tuple[
 
 
 class Frames:
-    """The frames a camera publishes: at most max_frames (0 = no limit), looped, resized."""
+    """The frames a camera publishes: at most max_frames (0 = no limit), looped, fitted."""
 
     def __init__(self, source: FrameSource | DeviceSource, width: int = 0, height: int = 0,
-                 crop: bool = False, loop: bool = False, max_frames: int = 0) -> None:
+                 fit: str = RESIZE, loop: bool = False, max_frames: int = 0,
+                 warn: Callable[[str], None] | None = None) -> None:
+        from kp_motion.data.face_framing import FaceFramer
+
+        if fit not in FITS:
+            raise SourceError(f"fit must be {spelled(FITS)}, got {fit!r}")
         self.source = source
-        self.width, self.height, self.crop = width, height, crop
+        self.width, self.height, self.fit = width, height, fit
+        # One framer for the whole stream: the crop stays put while the face stays in it.
+        self.framer = FaceFramer(require_face=False, warn=warn) if fit == FACE else None
         self.loop = loop
         self.max_frames = max_frames
         self.count = 0
@@ -135,10 +147,15 @@ class Frames:
     def _resized(self, frame: np.ndarray) -> np.ndarray:
         from kp_motion.data.video_io import resize_frame
 
+        fit = self.fit
+        if self.framer is not None:
+            # The face square at the frame's resolution; a non-square output is then cut
+            # from its middle rather than stretched.
+            frame, fit = self.framer.crop(frame), "crop"
         size = output_size(frame.shape, self.width, self.height)
         if size is None:
             return frame
-        return resize_frame(frame, size, fit="crop" if self.crop else "resize")
+        return resize_frame(frame, size, fit=fit)
 
     def close(self) -> None:
         self.source.close()

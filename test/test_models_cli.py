@@ -145,7 +145,9 @@ def test_bench_prints_latency_per_stage(capsys):
     for row in rows:
         milliseconds, fps, unit = float(row[-3]), float(row[-2]), row[-1]
         assert unit == "frame"
-        assert milliseconds > 0 and fps == pytest.approx(1000 / milliseconds, rel=0.01)
+        # fps is printed with one decimal: at a slow frame (a loaded machine) that rounding
+        # alone is more than 1 %, so allow half a unit of the last printed digit as well.
+        assert milliseconds > 0 and fps == pytest.approx(1000 / milliseconds, rel=0.01, abs=0.05)
 
 
 def test_bench_forecaster_section_times_every_forecaster(capsys):

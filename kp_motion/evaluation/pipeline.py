@@ -7,11 +7,14 @@ For every video and mode:
                   pairing, every video drives once), reference = FOMM output with the true
                   keypoints (no prediction), relative keypoint normalisation by default.
 The driving keypoints are detected once. "FOMM only" renders every driving frame with its true
-keypoints. For each block size k, each forecaster runs the block protocol of
-kp_motion.forecasting.protocol (k true frames, k predicted, repeated until fewer than 2k remain):
-the frames of the complete blocks are compared with the reference (true-keypoint frames are the
-FOMM-only renders, predicted ones are rendered from the forecast). Per video: MSE, PSNR, SSIM,
-keypoint-space MSE and FVD; then averages over videos (FVD also pooled over all clips).
+keypoints; "still source" (reconstruction) shows the source frame for every driving frame. For
+each block size k, each forecaster runs the block protocol of kp_motion.forecasting.protocol
+(k true frames, k predicted, repeated until fewer than 2k remain): the frames of the complete
+blocks are compared with the reference (true-keypoint frames are the FOMM-only renders,
+predicted ones are rendered from the forecast). FOMM only and the still source are scored on
+exactly those frames too (records with that k), so every row of a k is compared on identical
+frames; their scores over every driving frame are kept apart (records with k None). Per video:
+MSE, PSNR, SSIM, keypoint-space MSE and FVD; then averages over videos (FVD also pooled).
 
 A bag recorded from the node graph (`kp-motion evaluate --bag`) is not run through this
 protocol: the graph has already rendered it, so kp_motion.evaluation.bag_input reads the rendered
@@ -383,11 +386,8 @@ class Evaluator:
         fomm = render_values(animator, task.driving_values)
         if task.real_driving is not None:
             reference = _uint8_to_float(task.real_driving)
-            features = self._reference_features(task.mode, None, reference)
-            self._add_reference_row(task, None, reference, fomm, features, FOMM_ONLY)
-            if task.mode == RECONSTRUCTION:
-                still = task.source.to(fomm.device).expand(len(reference), -1, -1, -1)
-                self._add_reference_row(task, None, reference, still, features, STILL_SOURCE)
+            # Over every driving frame: reported apart, never compared with the block rows.
+            self._add_fixed_rows(task, None, reference, fomm)
         else:
             reference = fomm
         for k in self.settings.block_sizes:
@@ -401,9 +401,8 @@ class Evaluator:
             reference_k = reference[:length]
             reference_features = self._reference_features(task.mode, k, reference_k)
             if task.real_driving is not None:
-                self._add_reference_row(
-                    task, k, reference_k, fomm[:length], reference_features, FOMM_ONLY
-                )
+                # The same frames as the forecasters' columns of this k.
+                self._add_fixed_rows(task, k, reference_k, fomm[:length], reference_features)
             # Only the first task of each (mode, k) gives the frame strip; keep just its columns.
             need_strip = not any(s.mode == task.mode and s.k == k for s in self.strips)
             columns = self._strip_columns(k)
@@ -438,6 +437,23 @@ class Evaluator:
         features = self.fvd.features(reference)
         self.accumulator.reference_features[(mode, k)].append(features)
         return features
+
+    def _add_fixed_rows(
+        self,
+        task: Task,
+        k: int | None,
+        reference: torch.Tensor,
+        fomm: torch.Tensor,
+        reference_features: np.ndarray | None = None,
+    ) -> None:
+        """FOMM with true keypoints and (reconstruction) the still source, on the frames of
+        `reference` (the first len(reference) driving frames)."""
+        if k is None:
+            reference_features = self._reference_features(task.mode, None, reference)
+        self._add_reference_row(task, k, reference, fomm, reference_features, FOMM_ONLY)
+        if task.mode == RECONSTRUCTION:
+            still = task.source.to(fomm.device).expand(len(reference), -1, -1, -1)
+            self._add_reference_row(task, k, reference, still, reference_features, STILL_SOURCE)
 
     def _add_reference_row(
         self,

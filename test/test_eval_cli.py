@@ -79,6 +79,15 @@ def test_evaluate_end_to_end(tmp_path, tiny_models) -> None:
         assert records[("reconstruction", 2, model)]["frames"] == 3 * 8
     assert records[("transfer", 3, "vrnn")]["frames"] == 3 * 12
     assert len(payload["codec"]) == 2 * (1 + len(models))
+    at_rate = {(c["k"], c["stream"]): c for c in payload["codec_at_stream_rate"]}
+    assert set(at_rate) == {(k, s) for k in (2, 3)
+                            for s in ("every frame sent", "k of every 2k sent")}  # fmt: skip
+    assert set(at_rate[(2, "k of every 2k sent")]["method_psnr"]) == set(models)
+    for entry in at_rate.values():  # one codec video; H.264 encoded something at the rate asked
+        assert entry["videos"] == 1 and entry["h264_kbps"] > 0
+    assert at_rate[(3, "every frame sent")]["keypoint_kbps"] == pytest.approx(
+        2 * at_rate[(3, "k of every 2k sent")]["keypoint_kbps"]
+    )
     assert [b["sent_frames"] for b in payload["bandwidth"]] == [2, 3]
     markdown = (output / "report.md").read_text()
     assert (
@@ -86,6 +95,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_models) -> None:
         "constant-velocity |" in markdown
     )
     assert markdown.count("| (2, 2) |") >= 8 and "FVD: I3D logits" in markdown
+    assert "## H.264 at the keypoint stream's bit rate" in markdown
     for name in (
         "mse_vs_horizon.png",
         "per_frame_error.png",

@@ -50,6 +50,9 @@ from kp_motion.evaluation.settings import EvaluateSettings, forecaster_label
 from kp_motion.names import RECONSTRUCTION, TRANSFER
 
 log = logging.getLogger(__name__)
+# The two keypoint streams H.264 is compared with at equal bit rate.
+EVERY_FRAME_SENT = "every frame sent"
+K_OF_2K_SENT = "k of every 2k sent"
 
 
 @dataclass
@@ -348,6 +351,7 @@ class Evaluator:
         self.accumulator = Accumulator()
         self.strips: list[FrameStrip] = []
         self.codec_rows: dict[tuple[int | None, str], list[dict[str, Any]]] = defaultdict(list)
+        self.stream_rate_rows: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
         self.notes: list[str] = []
 
     def animator(self, motion: str) -> Any:
@@ -501,11 +505,15 @@ class Evaluator:
         )  # fmt: skip
 
     def _codec(self, task: Task, k: int, length: int) -> None:
-        """H.264 bitrate reaching each method's PSNR on the same real frames."""
+        """H.264 on the same real frames as the methods: at the keypoint stream's bit rate, and
+        (match_psnr) the bitrate reaching each method's PSNR."""
         from kp_motion.evaluation.codec import bitrate_for_psnr
 
         settings = self.settings.codec
         clip = task.real_driving[:length]
+        self._codec_at_stream_rate(task, k, clip)
+        if not settings.match_psnr:
+            return
         for model in [FOMM_ONLY, *self.models.forecasters]:
             target = video_psnr(self.accumulator.scores[(task.mode, k, model)][-1].frame_mse)
             match = bitrate_for_psnr(
@@ -513,6 +521,44 @@ class Evaluator:
                 settings.relative_tolerance, settings.max_trials, settings.preset,
             )  # fmt: skip
             self.codec_rows[(k, model)].append(match.as_dict())
+
+    def _codec_at_stream_rate(self, task: Task, k: int, clip: np.ndarray) -> None:
+        """H.264's PSNR at the bit rate of the keypoint stream sending every frame, and sending
+        k of every 2k, beside the PSNR of the methods that stream feeds (this video)."""
+        from kp_motion.evaluation.codec import measure
+
+        rates = stream_bandwidth(task.fps, k, k, self.models.model_id).as_dict()
+        psnr = {
+            model: video_psnr(self.accumulator.scores[(task.mode, k, model)][-1].frame_mse)
+            for model in [FOMM_ONLY, *self.models.forecasters]
+        }
+        streams = (
+            (EVERY_FRAME_SENT, rates["full_kbit_per_second"], {FOMM_ONLY: psnr[FOMM_ONLY]}),
+            (K_OF_2K_SENT, rates["predicted_kbit_per_second"],
+             {model: psnr[model] for model in self.models.forecasters}),
+        )  # fmt: skip
+        for stream, kbps, methods in streams:
+            encoded = measure(clip, task.fps, kbps, self.settings.codec.preset)
+            self.stream_rate_rows[(k, stream)].append({
+                "video": task.name, "keypoint_kbps": kbps, "h264_kbps": encoded.kbps,
+                "h264_psnr": encoded.psnr, "method_psnr": methods,
+            })  # fmt: skip
+
+    def stream_rate_summary(self) -> list[dict[str, Any]]:
+        """Per (k, stream): means over the videos of the rows of _codec_at_stream_rate."""
+        summary = []
+        for (k, stream), rows in self.stream_rate_rows.items():
+            methods = list(rows[0]["method_psnr"])
+            summary.append({
+                "k": k, "stream": stream, "videos": len(rows),
+                "keypoint_kbps": float(np.mean([r["keypoint_kbps"] for r in rows])),
+                "h264_kbps": float(np.mean([r["h264_kbps"] for r in rows])),
+                "h264_psnr": float(np.mean([r["h264_psnr"] for r in rows])),
+                "method_psnr": {m: float(np.mean([r["method_psnr"][m] for r in rows]))
+                                for m in methods},
+                "per_video": rows,
+            })  # fmt: skip
+        return summary
 
     def codec_summary(self) -> list[dict[str, Any]]:
         summary = []
@@ -600,6 +646,7 @@ def evaluate(
         per_frame_mse=evaluator.accumulator.per_frame_mse(),
         bandwidth=bandwidth,
         codec=evaluator.codec_summary(),
+        codec_at_stream_rate=evaluator.stream_rate_summary(),
         fvd_status=fvd_status,
         environment=describe_environment(str(settings.device)),
         settings=config_io.to_dict(settings),

@@ -66,7 +66,7 @@ def test_evaluate_end_to_end(tmp_path, tiny_models) -> None:
     models = (*LEARNED, *BASELINES)
     expected = {("reconstruction", None, "fomm-only"), ("reconstruction", None, "still-source")}
     for k in (2, 3):
-        expected |= {("reconstruction", k, m) for m in ("fomm-only", *models)}
+        expected |= {("reconstruction", k, m) for m in ("fomm-only", "still-source", *models)}
         expected |= {("transfer", k, m) for m in models}
     assert set(records) == expected
     for record in records.values():
@@ -75,14 +75,27 @@ def test_evaluate_end_to_end(tmp_path, tiny_models) -> None:
         assert 0 <= record["mse"] <= 1
     # 11 driving frames: k=2 compares 8 per video, k=3 compares 6 (transfer drives 12 frames).
     assert records[("reconstruction", 2, "vrnn")]["frames"] == 3 * 8
+    for model in ("fomm-only", "still-source"):  # the same frames as the forecasters'
+        assert records[("reconstruction", 2, model)]["frames"] == 3 * 8
     assert records[("transfer", 3, "vrnn")]["frames"] == 3 * 12
     assert len(payload["codec"]) == 2 * (1 + len(models))
+    at_rate = {(c["k"], c["stream"]): c for c in payload["codec_at_stream_rate"]}
+    assert set(at_rate) == {(k, s) for k in (2, 3)
+                            for s in ("every frame sent", "k of every 2k sent")}  # fmt: skip
+    assert set(at_rate[(2, "k of every 2k sent")]["method_psnr"]) == set(models)
+    for entry in at_rate.values():  # one codec video; H.264 encoded something at the rate asked
+        assert entry["videos"] == 1 and entry["h264_kbps"] > 0
+    assert at_rate[(3, "every frame sent")]["keypoint_kbps"] == pytest.approx(
+        2 * at_rate[(3, "k of every 2k sent")]["keypoint_kbps"]
+    )
     assert [b["sent_frames"] for b in payload["bandwidth"]] == [2, 3]
     markdown = (output / "report.md").read_text()
     assert (
-        "| (input, output) frames | VRNN | RNN | VAE | hold-last | constant-velocity |" in markdown
+        "| (input, output) frames | FOMM only | still source | VRNN | RNN | VAE | hold-last | "
+        "constant-velocity |" in markdown
     )
     assert markdown.count("| (2, 2) |") >= 8 and "FVD: I3D logits" in markdown
+    assert "## H.264 at the keypoint stream's bit rate" in markdown
     for name in (
         "mse_vs_horizon.png",
         "per_frame_error.png",
@@ -108,3 +121,26 @@ def test_user_errors_exit_2_with_one_line(tmp_path, tiny_models, capsys) -> None
         error = capsys.readouterr().err.strip()
         assert status == 2, extra
         assert message in error and len(error.splitlines()) == 1, error
+
+
+def test_models_worse_than_the_still_source_are_warned_on_stderr(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from kp_motion.evaluation import pipeline
+    from kp_motion.evaluation.report import EvaluationResult, MetricRecord
+
+    records = [
+        MetricRecord("reconstruction", 6, "fomm-only", 1, 12, 0.01, 20.0, 0.5),
+        MetricRecord("reconstruction", 6, "still-source", 1, 12, 0.005, 23.0, 0.6),
+        MetricRecord("reconstruction", 6, "hold-last", 1, 12, 0.002, 27.0, 0.7),
+    ]
+    result = EvaluationResult(records, {}, [], [], "n/a", {}, {}, ["v"])
+    monkeypatch.setattr(
+        pipeline, "run_evaluation", lambda *a, **k: (result, {"markdown": tmp_path / "r.md"})
+    )
+    assert main(["evaluate", "--no-progress", "-o", str(tmp_path)]) == 0
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors == [
+        "kp-motion evaluate: warning: reconstruction, k = 6: FOMM only loses to the still source "
+        "(PSNR 20.00 dB < 23.00 dB on the same 12 frames)"
+    ]

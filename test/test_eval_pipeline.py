@@ -16,6 +16,12 @@ from kp_motion.evaluation.pipeline import (
     compared_length,
     transfer_pairs,
 )
+from kp_motion.evaluation.report import (
+    EvaluationResult,
+    markdown_report,
+    metric_table,
+    still_source_warnings,
+)
 from kp_motion.evaluation.settings import load_settings
 from kp_motion.forecasting.baselines import (
     ConstantVelocityForecaster,
@@ -122,13 +128,56 @@ def test_reconstruction_mode_against_the_real_frames() -> None:
     assert records[(None, "fomm-only")].mse == pytest.approx(squares.mean())
     assert records[(2, "fomm-only")].mse == pytest.approx(squares[:8].mean())
     assert records[(3, "fomm-only")].mse == pytest.approx(squares[:6].mean())
-    # The still source (0.25 everywhere against black), only over every driving frame.
+    # The still source (0.25 everywhere against black), over every frame and each k's frames.
     assert records[(None, "still-source")].mse == pytest.approx(0.0625)
-    assert (None, "still-source") in records and (3, "still-source") not in records
+    assert records[(3, "still-source")].mse == pytest.approx(0.0625)
+    for k in (2, 3):  # every row of a k on the same frames
+        assert {r.frames for (rk, _), r in records.items() if rk == k} == {2 * k * (8 // (2 * k))}
     # k=3, hold-last: rows 3, 4, 5 show row 2's value 0.2.
     expected = np.concatenate([squares[:3], [0.04] * 3]).mean()
     assert records[(3, "hold-last")].mse == pytest.approx(expected)
     assert records[(3, "hold-last")].psnr == pytest.approx(10 * np.log10(1 / expected), rel=1e-5)
+
+
+def _reconstruction_result(first_x: np.ndarray, k: int) -> EvaluationResult:
+    """Reconstruction of a black video whose driving frame r renders as first_x[r]; the source
+    (the still source) is 0.25 everywhere, MSE 0.0625."""
+    evaluator = _evaluator([k])
+    values = _driving_values(len(first_x))
+    values[:, 0] = first_x
+    task = Task("reconstruction", "v", torch.full((1, 3, SIZE, SIZE), 0.25), values,
+                np.zeros((len(first_x), SIZE, SIZE, 3), np.uint8), "absolute", 25.0)  # fmt: skip
+    evaluator.run_task(task, codec_video=False)
+    records = evaluator.accumulator.records()
+    return EvaluationResult(records, {}, [], [], "n/a", {}, {}, ["v"])
+
+
+def test_fomm_only_is_compared_on_the_block_frames_not_on_every_frame() -> None:
+    # Good renders (0.1 off) on the 6 frames k = 3 covers, bad ones (0.9 off) on the 3 after.
+    result = _reconstruction_result(np.array([0.1] * 6 + [0.9] * 3), k=3)
+    assert result.record("reconstruction", None, "fomm-only").mse == pytest.approx(0.83 / 3)
+    table = metric_table(result, "reconstruction", "mse")
+    assert table[0] == "| (input, output) frames | FOMM only | still source | hold-last | " \
+                       "constant-velocity |"
+    # On the blocks' frames every column is 0.01 off (hold-last repeats 0.1): 0.01 in all.
+    assert table[2] == "| (3, 3) | 0.0100 | 0.0625 | 0.0100 | 0.0100 |"
+    # Over every frame FOMM loses to the still source; on the compared frames it does not.
+    assert still_source_warnings(result) == [
+        "reconstruction, every driving frame: FOMM only loses to the still source "
+        "(PSNR 5.58 dB < 12.04 dB on the same 9 frames)"
+    ]
+
+
+def test_models_worse_than_the_still_source_are_warned_in_the_report() -> None:
+    result = _reconstruction_result(np.full(9, 0.5), k=3)  # 0.5 off: MSE 0.25 > 0.0625
+    warnings = still_source_warnings(result)
+    assert len(warnings) == 4  # FOMM only over every frame and at k = 3, both baselines at 3
+    assert "reconstruction, k = 3: hold-last loses to the still source (PSNR 6.02 dB < " \
+           "12.04 dB on the same 6 frames)" in warnings
+    markdown = markdown_report(result, [])
+    assert "## Warning: worse than the still source" in markdown
+    assert all(warning in markdown for warning in warnings)
+    assert "Warning" not in markdown_report(_reconstruction_result(np.zeros(9), 3), [])
 
 
 def test_too_short_videos_are_noted_not_scored() -> None:

@@ -14,6 +14,7 @@ from kp_motion.evaluation.report import (
     FrameStrip,
     MetricRecord,
     format_number,
+    markdown_report,
     metric_table,
     write_report,
 )
@@ -27,7 +28,8 @@ def _result() -> EvaluationResult:
         MetricRecord("reconstruction", None, "still-source", 2, 30, 0.0025, 26.0, 0.85),
     ]
     for k in (6, 12):
-        records.append(MetricRecord("reconstruction", k, "fomm-only", 2, 24, 0.002, 27.0, 0.9))
+        records.append(MetricRecord("reconstruction", k, "fomm-only", 2, 24, 0.0021, 27.0, 0.9))
+        records.append(MetricRecord("reconstruction", k, "still-source", 2, 24, 0.0026, 26, 0.8))
         for index, model in enumerate(MODELS):
             mse = 0.003 + 0.001 * index + 0.0001 * k
             records.append(
@@ -69,12 +71,25 @@ def _result() -> EvaluationResult:
 
 def test_metric_table_layout() -> None:
     lines = metric_table(_result(), "reconstruction", "mse")
-    assert lines[0] == "| (input, output) frames | VRNN | hold-last |"
-    assert lines[2].startswith("| (6, 6) | 0.0036 | 0.0046 |")
-    assert lines[3].startswith("| (12, 12) | 0.0042 | 0.0052 |")
-    assert lines[4] == "| FOMM only (true keypoints) | 0.0020 |  |"
-    assert lines[5] == "| still source (no motion) | 0.0025 |  |"
-    assert len(metric_table(_result(), "transfer", "mse")) == 4  # no FOMM-only row there
+    # Every cell of a row on the frames of that k: the all-frames scores are not in it.
+    assert lines[0] == "| (input, output) frames | FOMM only | still source | VRNN | hold-last |"
+    assert lines[2] == "| (6, 6) | 0.0021 | 0.0026 | 0.0036 | 0.0046 |"
+    assert lines[3] == "| (12, 12) | 0.0021 | 0.0026 | 0.0042 | 0.0052 |"
+    assert len(lines) == 4
+    transfer = metric_table(_result(), "transfer", "mse")  # FOMM only is the reference there
+    assert transfer[0] == "| (input, output) frames | VRNN | hold-last |" and len(transfer) == 4
+
+
+def test_all_frames_scores_are_a_table_of_their_own() -> None:
+    markdown = markdown_report(_result(), [])
+    assert "k = 6: 24 frames of 2 videos; k = 12: 24 frames of 2 videos" in markdown
+    assert "| model | frames | MSE | PSNR dB | SSIM |" in markdown
+    assert "| FOMM only | 30 | 0.0020 | 27 | 0.9000 |" in markdown
+    assert "| still source | 30 | 0.0025 | 26 | 0.8500 |" in markdown
+    # Both forecasters (PSNR 25) lose to the still source (26) at both k; FOMM only (27) not.
+    assert markdown.count("loses to the still source") == 4
+    assert "reconstruction, k = 12: VRNN loses to the still source (PSNR 25.00 dB < 26.00 dB " \
+           "on the same 24 frames)" in markdown
 
 
 def test_format_number() -> None:
@@ -105,6 +120,7 @@ def test_write_report_files(tmp_path) -> None:
     assert len(rows) == len(_result().records)
     assert rows[0]["model"] == "fomm-only" and rows[0]["k"] == "" and rows[0]["fvd"] == ""
     payload = json.loads(written["json"].read_text())
-    assert payload["records"][3]["kp_mse"] == pytest.approx(6e-4)
+    # records[4]: k = 6 VRNN, after the two all-frames rows, FOMM only and the still source.
+    assert payload["records"][4]["kp_mse"] == pytest.approx(6e-4)
     assert any(record["psnr"] == "inf" for record in payload["records"])  # JSON has no inf
     assert payload["per_frame_mse"]["transfer"]["12"]["vrnn"] == [0.001, 0.002, 0.004]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from kp_motion.names import BASELINE_FORECASTERS, LEARNED_FORECASTERS, MODES
 from kp_motion.topics import TOPICS
@@ -119,12 +120,15 @@ def run(args: argparse.Namespace) -> int:
     if args.drop_probability or args.drop_seed:
         raise CliError("--drop-probability and --drop-seed only apply with --transmission")
     from kp_motion.evaluation.pipeline import run_evaluation
+    from kp_motion.evaluation.report import still_source_warnings
 
     settings = _settings(args)
     output = args.output or "out/evaluation"
     result, written = run_evaluation(settings, output, progress=not args.no_progress)
     print(f"evaluated {len(result.videos)} videos in {result.wall_time_s:.1f} s")
     print(f"report: {written['markdown']}")
+    for warning in still_source_warnings(result):
+        print(f"kp-motion evaluate: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -7,11 +7,14 @@ For every video and mode:
                   pairing, every video drives once), reference = FOMM output with the true
                   keypoints (no prediction), relative keypoint normalisation by default.
 The driving keypoints are detected once. "FOMM only" renders every driving frame with its true
-keypoints. For each block size k, each forecaster runs the block protocol of
-kp_motion.forecasting.protocol (k true frames, k predicted, repeated until fewer than 2k remain):
-the frames of the complete blocks are compared with the reference (true-keypoint frames are the
-FOMM-only renders, predicted ones are rendered from the forecast). Per video: MSE, PSNR, SSIM,
-keypoint-space MSE and FVD; then averages over videos (FVD also pooled over all clips).
+keypoints; "still source" (reconstruction) shows the source frame for every driving frame. For
+each block size k, each forecaster runs the block protocol of kp_motion.forecasting.protocol
+(k true frames, k predicted, repeated until fewer than 2k remain): the frames of the complete
+blocks are compared with the reference (true-keypoint frames are the FOMM-only renders,
+predicted ones are rendered from the forecast). FOMM only and the still source are scored on
+exactly those frames too (records with that k), so every row of a k is compared on identical
+frames; their scores over every driving frame are kept apart (records with k None). Per video:
+MSE, PSNR, SSIM, keypoint-space MSE and FVD; then averages over videos (FVD also pooled).
 
 A bag recorded from the node graph (`kp-motion evaluate --bag`) is not run through this
 protocol: the graph has already rendered it, so kp_motion.evaluation.bag_input reads the rendered
@@ -47,6 +50,9 @@ from kp_motion.evaluation.settings import EvaluateSettings, forecaster_label
 from kp_motion.names import RECONSTRUCTION, TRANSFER
 
 log = logging.getLogger(__name__)
+# The two keypoint streams H.264 is compared with at equal bit rate.
+EVERY_FRAME_SENT = "every frame sent"
+K_OF_2K_SENT = "k of every 2k sent"
 
 
 @dataclass
@@ -353,6 +359,7 @@ class Evaluator:
         self.accumulator = Accumulator()
         self.strips: list[FrameStrip] = []
         self.codec_rows: dict[tuple[int | None, str], list[dict[str, Any]]] = defaultdict(list)
+        self.stream_rate_rows: dict[tuple[int, str], list[dict[str, Any]]] = defaultdict(list)
         self.notes: list[str] = []
 
     def animator(self, motion: str) -> Any:
@@ -391,11 +398,8 @@ class Evaluator:
         fomm = render_values(animator, task.driving_values)
         if task.real_driving is not None:
             reference = _uint8_to_float(task.real_driving)
-            features = self._reference_features(task.mode, None, reference)
-            self._add_reference_row(task, None, reference, fomm, features, FOMM_ONLY)
-            if task.mode == RECONSTRUCTION:
-                still = task.source.to(fomm.device).expand(len(reference), -1, -1, -1)
-                self._add_reference_row(task, None, reference, still, features, STILL_SOURCE)
+            # Over every driving frame: reported apart, never compared with the block rows.
+            self._add_fixed_rows(task, None, reference, fomm)
         else:
             reference = fomm
         for k in self.settings.block_sizes:
@@ -409,9 +413,8 @@ class Evaluator:
             reference_k = reference[:length]
             reference_features = self._reference_features(task.mode, k, reference_k)
             if task.real_driving is not None:
-                self._add_reference_row(
-                    task, k, reference_k, fomm[:length], reference_features, FOMM_ONLY
-                )
+                # The same frames as the forecasters' columns of this k.
+                self._add_fixed_rows(task, k, reference_k, fomm[:length], reference_features)
             # Only the first task of each (mode, k) gives the frame strip; keep just its columns.
             need_strip = not any(s.mode == task.mode and s.k == k for s in self.strips)
             columns = self._strip_columns(k)
@@ -446,6 +449,23 @@ class Evaluator:
         features = self.fvd.features(reference)
         self.accumulator.reference_features[(mode, k)].append(features)
         return features
+
+    def _add_fixed_rows(
+        self,
+        task: Task,
+        k: int | None,
+        reference: torch.Tensor,
+        fomm: torch.Tensor,
+        reference_features: np.ndarray | None = None,
+    ) -> None:
+        """FOMM with true keypoints and (reconstruction) the still source, on the frames of
+        `reference` (the first len(reference) driving frames)."""
+        if k is None:
+            reference_features = self._reference_features(task.mode, None, reference)
+        self._add_reference_row(task, k, reference, fomm, reference_features, FOMM_ONLY)
+        if task.mode == RECONSTRUCTION:
+            still = task.source.to(fomm.device).expand(len(reference), -1, -1, -1)
+            self._add_reference_row(task, k, reference, still, reference_features, STILL_SOURCE)
 
     def _add_reference_row(
         self,
@@ -493,11 +513,15 @@ class Evaluator:
         )  # fmt: skip
 
     def _codec(self, task: Task, k: int, length: int) -> None:
-        """H.264 bitrate reaching each method's PSNR on the same real frames."""
+        """H.264 on the same real frames as the methods: at the keypoint stream's bit rate, and
+        (match_psnr) the bitrate reaching each method's PSNR."""
         from kp_motion.evaluation.codec import bitrate_for_psnr
 
         settings = self.settings.codec
         clip = task.real_driving[:length]
+        self._codec_at_stream_rate(task, k, clip)
+        if not settings.match_psnr:
+            return
         for model in [FOMM_ONLY, *self.models.forecasters]:
             target = video_psnr(self.accumulator.scores[(task.mode, k, model)][-1].frame_mse)
             match = bitrate_for_psnr(
@@ -505,6 +529,44 @@ class Evaluator:
                 settings.relative_tolerance, settings.max_trials, settings.preset,
             )  # fmt: skip
             self.codec_rows[(k, model)].append(match.as_dict())
+
+    def _codec_at_stream_rate(self, task: Task, k: int, clip: np.ndarray) -> None:
+        """H.264's PSNR at the bit rate of the keypoint stream sending every frame, and sending
+        k of every 2k, beside the PSNR of the methods that stream feeds (this video)."""
+        from kp_motion.evaluation.codec import measure
+
+        rates = stream_bandwidth(task.fps, k, k, self.models.model_id).as_dict()
+        psnr = {
+            model: video_psnr(self.accumulator.scores[(task.mode, k, model)][-1].frame_mse)
+            for model in [FOMM_ONLY, *self.models.forecasters]
+        }
+        streams = (
+            (EVERY_FRAME_SENT, rates["full_kbit_per_second"], {FOMM_ONLY: psnr[FOMM_ONLY]}),
+            (K_OF_2K_SENT, rates["predicted_kbit_per_second"],
+             {model: psnr[model] for model in self.models.forecasters}),
+        )  # fmt: skip
+        for stream, kbps, methods in streams:
+            encoded = measure(clip, task.fps, kbps, self.settings.codec.preset)
+            self.stream_rate_rows[(k, stream)].append({
+                "video": task.name, "keypoint_kbps": kbps, "h264_kbps": encoded.kbps,
+                "h264_psnr": encoded.psnr, "method_psnr": methods,
+            })  # fmt: skip
+
+    def stream_rate_summary(self) -> list[dict[str, Any]]:
+        """Per (k, stream): means over the videos of the rows of _codec_at_stream_rate."""
+        summary = []
+        for (k, stream), rows in self.stream_rate_rows.items():
+            methods = list(rows[0]["method_psnr"])
+            summary.append({
+                "k": k, "stream": stream, "videos": len(rows),
+                "keypoint_kbps": float(np.mean([r["keypoint_kbps"] for r in rows])),
+                "h264_kbps": float(np.mean([r["h264_kbps"] for r in rows])),
+                "h264_psnr": float(np.mean([r["h264_psnr"] for r in rows])),
+                "method_psnr": {m: float(np.mean([r["method_psnr"][m] for r in rows]))
+                                for m in methods},
+                "per_video": rows,
+            })  # fmt: skip
+        return summary
 
     def codec_summary(self) -> list[dict[str, Any]]:
         summary = []
@@ -592,6 +654,7 @@ def evaluate(
         per_frame_mse=evaluator.accumulator.per_frame_mse(),
         bandwidth=bandwidth,
         codec=evaluator.codec_summary(),
+        codec_at_stream_rate=evaluator.stream_rate_summary(),
         fvd_status=fvd_status,
         environment=describe_environment(str(settings.device)),
         settings=config_io.to_dict(settings),

@@ -2,10 +2,14 @@
 
 The markdown tables are laid out like the method's: one row per (input frames, output frames)
 = (k, k) block size, one column per forecaster (learned models, then the hold-last and
-constant-velocity baselines), and a "FOMM only" row (true keypoints for every frame, no
-prediction) as the reference point. One table for MSE and one for FVD per evaluation mode;
-PSNR, SSIM and keypoint-space MSE follow. Every number in the report is also in results.csv
-(one row per mode, k, model) and results.json (everything, settings and environment included).
+constant-velocity baselines), preceded by "FOMM only" (true keypoints for every frame, no
+prediction) and, in reconstruction, the "still source" (no motion at all). Every cell of a row
+is computed on the same frames: those of the complete blocks of that k. The scores of FOMM only
+and the still source over every driving frame are a separate table. One table for MSE and one
+for FVD per evaluation mode; PSNR, SSIM and keypoint-space MSE follow. A model with a lower PSNR
+than the still source on the same frames is named in a warning. Every number in the report is
+also in results.csv (one row per mode, k, model) and results.json (everything, settings and
+environment included).
 """
 
 from __future__ import annotations
@@ -46,9 +50,10 @@ DISPLAY_NAMES = {
 class MetricRecord:
     """Metrics of one model at one block size in one mode, averaged over videos.
 
-    k is None for the rows over every driving frame: FOMM only and (reconstruction) the still
-    source. Keypoint metrics are None for those (no prediction); FVD values are None when no
-    I3D weights were given.
+    k is the block size, whose complete blocks give the compared frames (the same for every
+    model of that k, FOMM only and the still source included); None for the scores over every
+    driving frame, kept only for FOMM only and the still source. Keypoint metrics are None for
+    those two (no prediction); FVD values are None when no I3D weights were given.
     """
 
     mode: str
@@ -91,6 +96,9 @@ class EvaluationResult:
     wall_time_s: float = 0.0
     strips: list[FrameStrip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # H.264 at the keypoint stream's bit rate: per (k, stream) the rates, H.264's PSNR and the
+    # PSNR of the methods fed by that stream, on the same videos and frames.
+    codec_at_stream_rate: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, mode: str, k: int | None, model: str) -> MetricRecord | None:
         for record in self.records:
@@ -167,9 +175,18 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def fixed_rows(result: EvaluationResult, mode: str) -> list[str]:
+    """FOMM only and (when scored) the still source: the columns every mode's table starts with."""
+    return [name for name in REFERENCE_ROWS
+            if any(r.mode == mode and r.model == name for r in result.records)]  # fmt: skip
+
+
 def metric_table(result: EvaluationResult, mode: str, metric: str) -> list[str]:
-    """Rows (k, k) per block size, columns per forecaster, plus the FOMM-only row."""
-    models = result.models()
+    """Rows (k, k) per block size; columns FOMM only, still source, then every forecaster, all
+    of one row on the frames of that k's complete blocks."""
+    fixed = [name for name in fixed_rows(result, mode)
+             if any(getattr(r, metric) is not None for r in result.records if r.model == name)]
+    models = fixed + result.models()
     header = ["(input, output) frames"] + [display_name(m) for m in models]
     rows = []
     for k in result.block_sizes(mode):
@@ -178,20 +195,66 @@ def metric_table(result: EvaluationResult, mode: str, metric: str) -> list[str]:
             record = result.record(mode, k, model)
             cells.append(format_number(getattr(record, metric) if record else None))
         rows.append([f"({k}, {k})"] + cells)
-    labels = {FOMM_ONLY: "FOMM only (true keypoints)", STILL_SOURCE: "still source (no motion)"}
-    for name, label in labels.items():
-        reference = result.record(mode, None, name)
-        if reference is not None and getattr(reference, metric) is not None:
-            # One value for the whole row: neither depends on k.
-            rows.append(
-                [label, format_number(getattr(reference, metric))] + [""] * (len(models) - 1)
-            )
     return markdown_table(header, rows)
+
+
+def covered_frames(result: EvaluationResult, mode: str) -> str:
+    """Which frames each row of a mode's tables compares, for the report's prose."""
+    parts = []
+    for k in result.block_sizes(mode):
+        record = next(r for r in result.records if r.mode == mode and r.k == k)
+        parts.append(f"k = {k}: {record.frames} frames of {record.videos} videos")
+    return "; ".join(parts)
+
+
+def all_frames_table(result: EvaluationResult, mode: str) -> list[str]:
+    """FOMM only and the still source over every driving frame (not the block rows' frames)."""
+    records = [result.record(mode, None, name) for name in REFERENCE_ROWS]
+    records = [record for record in records if record is not None]
+    if not records:
+        return []
+    rows = [
+        [display_name(r.model), str(r.frames), format_number(r.mse), format_number(r.psnr),
+         format_number(r.ssim)]
+        for r in records
+    ]  # fmt: skip
+    lines = [
+        "### Every driving frame (the rows above may cover fewer: compare only within this "
+        "table)",
+        "",
+    ]
+    return lines + markdown_table(["model", "frames", "MSE", "PSNR dB", "SSIM"], rows) + [""]
+
+
+def still_source_warnings(result: EvaluationResult) -> list[str]:
+    """One line per (mode, k, model) whose PSNR is below the still source's on the same
+    frames: such a model renders worse than showing the source frame unchanged."""
+    warnings = []
+    for record in result.records:
+        if record.model == STILL_SOURCE:
+            continue
+        still = result.record(record.mode, record.k, STILL_SOURCE)
+        if still is None or not record.psnr < still.psnr:
+            continue
+        frames = "every driving frame" if record.k is None else f"k = {record.k}"
+        warnings.append(
+            f"{record.mode}, {frames}: {display_name(record.model)} loses to the still source "
+            f"(PSNR {record.psnr:.2f} dB < {still.psnr:.2f} dB on the same {record.frames} "
+            "frames)"
+        )
+    return warnings
 
 
 def _mode_section(result: EvaluationResult, mode: str) -> list[str]:
     reference = "the real video" if mode == RECONSTRUCTION else "FOMM output with true keypoints"
-    lines = [f"## {mode.capitalize()} (reference: {reference})", ""]
+    lines = [
+        f"## {mode.capitalize()} (reference: {reference})",
+        "",
+        "Every cell of a row (k, k) is computed on the same frames: the complete blocks of k "
+        "true and k predicted driving frames (FOMM only and the still source included), "
+        f"{covered_frames(result, mode)}.",
+        "",
+    ]
     metrics = [
         ("mse", "MSE (pixels in [0, 1], lower is better)"),
         ("fvd", "FVD (lower is better)"),
@@ -208,7 +271,7 @@ def _mode_section(result: EvaluationResult, mode: str) -> list[str]:
     if any(r.fvd_pooled is not None for r in result.records if r.mode == mode):
         lines += ["### FVD of all clips of all videos pooled", ""]
         lines += metric_table(result, mode, "fvd_pooled") + [""]
-    return lines
+    return lines + all_frames_table(result, mode)
 
 
 def _bandwidth_section(result: EvaluationResult) -> list[str]:
@@ -270,6 +333,32 @@ def _codec_section(result: EvaluationResult) -> list[str]:
     return lines + markdown_table(header, rows) + [""]
 
 
+def _stream_rate_section(result: EvaluationResult) -> list[str]:
+    if not result.codec_at_stream_rate:
+        return []
+    lines = [
+        "## H.264 at the keypoint stream's bit rate",
+        "",
+        "libx264 (as above) asked for the bit rate of the keypoint stream, on the same real "
+        "frames as each method (reconstruction mode), averaged over the videos listed; the "
+        "measured H.264 payload rate is shown (the encoder misses small targets). The stream "
+        "sending every frame feeds FOMM only; the one sending k of every 2k frames feeds the "
+        "forecasters.",
+        "",
+    ]
+    rows = []
+    for entry in result.codec_at_stream_rate:
+        methods = ", ".join(f"{display_name(m)} {format_number(p)}"
+                            for m, p in entry["method_psnr"].items())  # fmt: skip
+        rows.append([
+            f"({entry['k']}, {entry['k']})", entry["stream"], format_number(entry["keypoint_kbps"]),
+            format_number(entry["h264_kbps"]), format_number(entry["h264_psnr"]), methods,
+        ])  # fmt: skip
+    header = ["frames", "keypoint stream", "keypoints kbit/s", "H.264 kbit/s", "H.264 PSNR dB",
+              "methods' PSNR dB"]  # fmt: skip
+    return lines + markdown_table(header, rows) + [""]
+
+
 def markdown_report(result: EvaluationResult, plot_names: list[str]) -> str:
     env = result.environment
     hardware = (
@@ -289,10 +378,15 @@ def markdown_report(result: EvaluationResult, plot_names: list[str]) -> str:
     ]
     lines += [f"- {note}" for note in result.notes]
     lines.append("")
+    warnings = still_source_warnings(result)
+    if warnings:
+        lines += ["## Warning: worse than the still source", ""]
+        lines += [f"- {warning}" for warning in warnings] + [""]
     for mode in result.modes():
         lines += _mode_section(result, mode)
     lines += _bandwidth_section(result)
     lines += _codec_section(result)
+    lines += _stream_rate_section(result)
     if plot_names:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in plot_names] + [""]
     return "\n".join(lines)
@@ -331,6 +425,7 @@ def write_json(result: EvaluationResult, path: Path) -> None:
         "per_frame_mse": result.per_frame_mse,
         "bandwidth": result.bandwidth,
         "codec": result.codec,
+        "codec_at_stream_rate": result.codec_at_stream_rate,
         "fvd_status": result.fvd_status,
         "environment": result.environment,
         "settings": result.settings,
@@ -366,17 +461,13 @@ def plot_mse_vs_horizon(result: EvaluationResult, path: Path) -> None:
             points = [(k, r.mse) for k, r in points if r is not None]
             if points:
                 axis.plot(*zip(*points, strict=True), marker="o", label=display_name(model))
-        # FOMM only on the same compared frames as each k (true keypoints everywhere).
-        fomm = [(k, result.record(mode, k, FOMM_ONLY)) for k in ks]
-        fomm = [(k, r.mse) for k, r in fomm if r is not None]
-        if fomm:
-            axis.plot(
-                *zip(*fomm, strict=True),
-                color="black",
-                linestyle="--",
-                marker="x",
-                label="FOMM only",
-            )
+        # FOMM only and the still source on the same compared frames as each k.
+        for name, style in ((FOMM_ONLY, "--"), (STILL_SOURCE, ":")):
+            fixed = [(k, result.record(mode, k, name)) for k in ks]
+            fixed = [(k, r.mse) for k, r in fixed if r is not None]
+            if fixed:
+                axis.plot(*zip(*fixed, strict=True), color="black", linestyle=style,
+                          marker="x", label=display_name(name))  # fmt: skip
         axis.set_title(mode)
         axis.set_xlabel("block size k (k true, k predicted)")
         axis.set_ylabel("MSE")

@@ -48,6 +48,10 @@ class CodecSettings:
     max_kbps: float
     relative_tolerance: float  # stop the bisection when high / low bitrate < 1 + this
     max_trials: int
+    # Also search, per method, k and video, the bitrate H.264 needs for the method's PSNR (up
+    # to max_trials encodings each). The comparison at the keypoint stream's own bit rate (two
+    # encodings per k and video) is always made.
+    match_psnr: bool = True
 
 
 @dataclass

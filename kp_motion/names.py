@@ -38,6 +38,16 @@ FLOAT32 = "float32"
 COMPACT = "compact"
 WIRES = (FLOAT32, COMPACT)
 
+# Embedded FOMM models (folders under models/). The default is the face model: the product
+# animates faces on video calls. The synthetic-data model stays available by name, for the
+# synthetic dataset and the tests that rely on its behaviour.
+FACE_MODEL = "fomm-face-128"
+SYNTHETIC_MODEL = "fomm-compact-64"
+DEFAULT_MODEL = FACE_MODEL
+
+# Scripted head motions of `kp-motion head-motion` (a driving clip made from one face image).
+HEAD_MOTIONS = ("nod", "turn", "tilt")
+
 # Forecasters: baselines are built by name; learned (neural) and linear (least-squares) kinds
 # load from a checkpoint folder.
 HOLD_LAST = "hold-last"

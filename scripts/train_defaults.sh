@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds the embedded default models from nothing, the way the committed ones were made:
+# Rebuilds the embedded synthetic-data models from nothing, the way the committed ones were made:
 #   synthetic dataset -> FOMM compact-64 -> sample strip -> keypoint extraction ->
 #   VRNN / RNN / VAE forecasters -> evaluation report.
 # Long (about 2.5 hours on 2 CPU cores, mostly FOMM training). Not part of the tests.

@@ -10,6 +10,7 @@ import pytest
 
 from kp_motion import config as config_io
 from kp_motion.models.checkpoint import embedded_model_folder, read_checkpoint_meta
+from kp_motion.names import SYNTHETIC_MODEL
 from kp_motion.training.settings import (
     SETTINGS_VERSION,
     load_train_config,
@@ -89,8 +90,34 @@ def test_the_current_version_passes_unchanged_and_an_unknown_one_is_refused():
 
 def test_the_embedded_models_training_settings_read_as_the_current_version():
     """models/fomm-compact-64 records the settings it was trained with (version 1)."""
-    recorded = read_checkpoint_meta(embedded_model_folder())["extra_meta"]["train_config"]
+    meta = read_checkpoint_meta(embedded_model_folder(SYNTHETIC_MODEL))
+    recorded = meta["extra_meta"]["train_config"]
     assert "version" not in recorded and recorded["losses"]["mask_balance"] == 1.0
     settings = settings_from_dict(recorded, where="fomm-compact-64 train_config")
     assert settings.losses.extra == {} and settings.losses.mask_balance == 1.0
     assert settings.optimizer.schedule == "cosine" and settings.optimizer.warmup_steps == 0
+
+
+# The face model's run (models/fomm-face-128): the synthetic recipe with these changes, as
+# given on its command line (--set KEY=VALUE; epochs as set when it was resumed).
+FACE_RUN_OVERRIDES = [
+    "profile=face-128",
+    "epochs=80",
+    "data.repeats=40",
+    "optimizer.schedule=cosine",
+    "optimizer.warmup_steps=200",
+    "checkpoint_every=500",
+    "validation.max_frames=32",
+]
+
+
+def test_the_face_recipe_is_the_face_runs_settings():
+    from kp_motion.cli.train_fomm import apply_overrides
+    from kp_motion.paths import config_path
+
+    face = load_train_config(config_path("train_face.yaml"))
+    run = settings_from_dict(apply_overrides(_shipped(), FACE_RUN_OVERRIDES))
+    assert face == run
+    # Not the synthetic recipe under another name: the face settings differ from it.
+    assert face != load_train_config() and face.profile == "face-128"
+    assert face.version == SETTINGS_VERSION

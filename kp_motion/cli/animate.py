@@ -21,7 +21,7 @@ import argparse
 import itertools
 from pathlib import Path
 
-from kp_motion.names import FACE, FITS, MODES, RECONSTRUCTION, TRANSFER
+from kp_motion.names import DEFAULT_MODEL, FACE, FITS, MODES, RECONSTRUCTION, TRANSFER
 
 COMMAND = "animate"
 HELP = "animate a source image with a driving video (FOMM motion transfer / reconstruction)"
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The model options, shared with `kp-motion export`."""
-    models = parser.add_argument_group("model (default: the embedded fomm-compact-64)")
+    models = parser.add_argument_group(f"model (default: the embedded {DEFAULT_MODEL})")
     models.add_argument("--checkpoint", help="project checkpoint folder or embedded model name")
     models.add_argument("--reference-checkpoint", help="FOMM authors' checkpoint (.pth.tar)")
     models.add_argument(

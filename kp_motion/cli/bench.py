@@ -26,7 +26,7 @@ from dataclasses import dataclass
 COMMAND = "bench"
 HELP = "time the detector and renderer per frame for each profile, and the forecasters per step"
 
-DEFAULT_PROFILES = ("vox-256", "mgif-256", "bair-256", "compact-64")
+DEFAULT_PROFILES = ("vox-256", "mgif-256", "bair-256", "face-128", "compact-64")
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kp_motion.names import DEFAULT_MODEL
+
 COMMAND = "extract"
 HELP = "extract keypoint sequences (60 values per frame) from a dataset's videos"
-DEFAULT_MODEL = "fomm-compact-64"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

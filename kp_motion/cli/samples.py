@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from kp_motion.names import DEFAULT_MODEL, SYNTHETIC_MODEL
+
 COMMAND = "samples"
 HELP = "write a PNG strip of sample reconstructions (driving row, reconstruction row per video)"
 
@@ -14,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", help="dataset root in the first-order-model layout")
     parser.add_argument("-o", "--output", required=True, help="PNG file to write")
     parser.add_argument(
-        "--checkpoint", default="fomm-compact-64",
-        help="project checkpoint folder or embedded model name (default: fomm-compact-64)",
+        "--checkpoint", default=DEFAULT_MODEL,
+        help=f"project checkpoint folder or embedded model name (default: {DEFAULT_MODEL}; "
+        f"{SYNTHETIC_MODEL} for the synthetic dataset)",
     )  # fmt: skip
     parser.add_argument("--split", default="test", help="dataset split (default: test)")
     parser.add_argument("--videos", type=int, default=4, help="videos to show (default: 4)")

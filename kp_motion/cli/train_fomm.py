@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="start a new run (step 0, new optimiser) from the weights of a model or checkpoint "
         "folder whose weights fit the profile (settings without weights, such as "
-        "generator.output_blend, may differ), e.g. models/fomm-compact-64 to fine-tune the default",
+        "generator.output_blend, may differ), e.g. models/fomm-compact-64 to fine-tune the "
+        "synthetic-data model",
     )
     parser.add_argument(
         "--vgg19-weights",

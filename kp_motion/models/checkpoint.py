@@ -28,6 +28,7 @@ from kp_motion.models.generator import OcclusionAwareGenerator
 from kp_motion.models.keypoint_detector import KeypointDetector
 from kp_motion.models.model_config import ModelConfig, config_from_dict
 from kp_motion.models.reference_config import resolve_model_config
+from kp_motion.names import DEFAULT_MODEL  # the embedded default model's folder name
 from kp_motion.state_dicts import OPTIONAL_SUFFIX, compare_state_dict
 
 CONFIG_FILE = "model.yaml"
@@ -39,8 +40,6 @@ MODEL_ID_LENGTH = 16
 # BatchNorm's batch counter does not change any output (the momentum is fixed), and older
 # checkpoints lack it: it may be missing, and it is left out of the model id.
 MAX_LISTED_KEYS = 8
-# The embedded default model: a folder under paths.models_dir().
-DEFAULT_MODEL = "fomm-compact-64"
 
 
 def build_models(

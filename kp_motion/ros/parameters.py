@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kp_motion.names import FITS, FORECASTERS, MODES, POLICIES, SET_MEMBERS, WIRES
+from kp_motion.names import DEFAULT_MODEL, FITS, FORECASTERS, MODES, POLICIES, SET_MEMBERS, WIRES
 from kp_motion.paths import config_path
 
 NODES_CONFIG = "nodes.yaml"
@@ -59,8 +59,8 @@ M = Param("m", int, "transmitted frames per cycle", 1, MAX_FRAMES_PER_CYCLE)
 N = Param("n", int, "withheld (predicted) frames per cycle; 0 = transmit every frame",
           0, MAX_FRAMES_PER_CYCLE)
 DEVICE = Param("device", str, "torch device: auto (cuda when available), cpu, cuda, cuda:N")
-CHECKPOINT = Param("checkpoint", str,
-                   "FOMM checkpoint folder (detector + generator); empty = the embedded model")
+CHECKPOINT = Param("checkpoint", str, "FOMM checkpoint folder (detector + generator) or embedded "
+                   f"model name; empty = the embedded default model {DEFAULT_MODEL}")
 TORCH_THREADS = Param("torch_threads", int, "CPU threads of torch in this node", 1, 256)
 # How the sender decides what to transmit, and in which format (docs/bandwidth/README.md).
 POLICY = Param("policy", str, "sender policy: fixed (the m/n schedule) or predictive (send a "

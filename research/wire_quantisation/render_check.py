@@ -21,6 +21,7 @@ from kp_motion.data.video_io import read_video, resize_frame, to_tensor
 from kp_motion.keypoints import POSITION_VALUES
 from kp_motion.models.animator import Animator, keypoints_to_values
 from kp_motion.models.checkpoint import embedded_model_folder, load_model
+from kp_motion.names import SYNTHETIC_MODEL
 from kp_motion.stream import wire
 
 DETECT_BATCH = 10
@@ -44,7 +45,8 @@ def render_differences(animator: Animator, values: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(embedded_model_folder()))
+    # The study was measured with the synthetic-data model on its synthetic demo clip.
+    parser.add_argument("--model", default=str(embedded_model_folder(SYNTHETIC_MODEL)))
     parser.add_argument("--video", default="assets/demo_driving.mp4")
     parser.add_argument("--frames", type=int, default=60)
     args = parser.parse_args()

@@ -14,6 +14,8 @@ import re
 
 GRAPH_TOPICS = {
     "image": "kp_motion/camera/image",
+    # std_msgs/Header, latched: the stamp of a clip's last frame (the detector's end marker)
+    "clip_end": "kp_motion/camera/clip_end",
     "source_image": "kp_motion/source_image",
     "network": "kp_motion/network/keypoints",  # Keypoint60 (wire float32)
     "network_packets": "kp_motion/network/packets",  # KeypointPacket (wire compact)

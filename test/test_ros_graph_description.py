@@ -29,6 +29,8 @@ def test_graphs_connect_their_nodes_through_the_shared_topics():
     remap = {name: dict(spec.remappings) for name, spec in nodes.items()}
     assert remap["camera"]["image"] == remap["keypoint_detector"]["image"] == GRAPH_TOPICS[
         "image"]
+    assert remap["camera"]["clip_end"] == remap["keypoint_detector"]["clip_end"] == GRAPH_TOPICS[
+        "clip_end"]
     assert remap["keypoint_detector"]["keypoints"] == remap["forecaster"]["keypoints"]
     assert remap["forecaster"]["keypoints"] == remap["stats"]["network"] == GRAPH_TOPICS[
         "network"]

@@ -165,10 +165,10 @@ def test_a_node_that_fails_at_start_up_stops_the_graph_with_its_reason(tmp_path,
 
 
 # A threshold no forecast exceeds: only the refreshes (every max_gap-th frame) are sent, so
-# which frames travel is known; the last frame is one, so nothing is left to a deadline (the
-# camera -> keypoint_detector pair sends no end marker: only the sender node knows the clip's
-# end). The wait budget outlasts the run: withheld frames are forecast when the next packet
-# arrives, independent of this machine's speed (the deadline has its own tests).
+# which frames travel is known; the last frame is one, so nothing is left to a deadline or to
+# the end marker (test_ros_end_marker.py tests that). The wait budget outlasts the run:
+# withheld frames are forecast when the next packet arrives, independent of this machine's
+# speed (the deadline has its own tests).
 PREDICTIVE_ONLY_REFRESHES = ["--forecaster", "hold-last", "--policy", "predictive", "--wire",
                              "compact", "--threshold", "1000", "--wait-budget", "60"]
 

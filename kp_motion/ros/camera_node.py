@@ -5,6 +5,9 @@ Topics (relative names, remapped by the graph):
                    reliable with a short history (sensor-data subscribers get best-effort
                    delivery), a clip keeps its last frames for late readers (kp_motion.ros.qos)
     source_image   sensor_msgs/Image rgb8, latched; the first frame, once (publish_source)
+    clip_end       std_msgs/Header, latched: at the end of a clip, once, the stamp and frame_id
+                   of its last frame, so that the keypoint_detector (another process) ends its
+                   stream after that frame (kp_motion.stream.ending)
 
 Frames are published at `fps` (a file is paced at that rate, whatever rate it was encoded
 with), fitted (parameter fit: by default the fixed square around the face) and resized to
@@ -21,6 +24,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from rclpy.duration import Duration
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from kp_motion.ros.common import (
     KpMotionNode,
@@ -38,6 +42,9 @@ ACK_WAIT_S = 5.0  # at most, per publisher, at the end of a clip with exit_at_en
 
 class CameraNode(KpMotionNode):
     config_key = "camera"
+    # Whether the end of a clip is announced on clip_end for a detector in another process
+    # (the sender detects in this one and ends its stream itself).
+    announces_clip_end = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -56,7 +63,10 @@ class CameraNode(KpMotionNode):
             if s["publish_source"]
             else None
         )
+        self.clip_end_publisher = (self.create_publisher(Header, "clip_end", LATCHED_QOS)
+                                   if self.announces_clip_end else None)
         self.published = 0
+        self.last_stamp: Time | None = None  # of the last frame delivered
         self.first_stamp_ns: int | None = None
         self.timer = None
         self.prepare()
@@ -95,6 +105,7 @@ class CameraNode(KpMotionNode):
             self.source_publisher.publish(array_to_image(frame, stamp, self.settings["frame_id"]))
         self.deliver(frame, stamp)
         self.published += 1
+        self.last_stamp = stamp
 
     def deliver(self, frame: np.ndarray, stamp: Time) -> None:
         """Hand one captured frame on: the camera publishes it on the image topic."""
@@ -114,6 +125,9 @@ class CameraNode(KpMotionNode):
             self.finish(1)
             return
         self.get_logger().info(f"{END_OF_CLIP_MARKER} {self.published} frames")
+        if self.clip_end_publisher is not None:
+            self.clip_end_publisher.publish(Header(stamp=self.last_stamp,
+                                                   frame_id=self.settings["frame_id"]))
         if self.settings["exit_at_end"]:
             # Reliable samples not yet acknowledged die with the process: let every reader
             # that matched have them first.
@@ -123,7 +137,8 @@ class CameraNode(KpMotionNode):
 
     def outputs(self) -> list:
         """The publishers whose last samples must reach their readers before an exit."""
-        return [p for p in (self.image_publisher, self.source_publisher) if p is not None]
+        return [p for p in (self.image_publisher, self.source_publisher,
+                            self.clip_end_publisher) if p is not None]
 
 
 def main(args: list[str] | None = None) -> int:

@@ -10,11 +10,11 @@ Topics (relative names, remapped by the graph):
                     the frame where the max_gap rule shows a loss to the next arrival; see
                     kp_motion.stream.predictive)
 
-End of stream (policy predictive, wire compact): the sender node's end marker packet names the
+End of stream (policy predictive, wire compact): the sender's end marker packet (the sender
+node's, or the keypoint_detector's once the camera's clip_end named the last frame) names the
 last frame; the frames up to it are forecast at once and none after it, one output frame per
-captured frame. Without it (wire float32, the camera -> keypoint_detector pair, which does not
-know where a clip ends, or a dead sender) forecasting stops 2 * max_gap frames past the last
-received message.
+captured frame. Without it (wire float32, a live camera, a lost marker or a dead sender)
+forecasting stops 2 * max_gap frames past the last received message.
 
 The logic is ROS-free: policy fixed, the schedule's Receiver (kp_motion.forecasting.schedule);
 policy predictive, kp_motion.stream.predictive.PredictiveReceiver, the same code as the sender's

@@ -6,6 +6,7 @@ two cannot disagree. Nothing here imports ROS.
 
     both:      camera -> keypoint_detector (transmit gate) --network-->
                forecaster -> renderer -> rendered / overlay images;  stats watches the stream
+               (at a clip's end the camera's clip_end tells the detector to end the stream)
     sender:    sender (capture + detection in one process) --network-->
     receiver:  forecaster -> renderer -> rendered / overlay images;  stats
 
@@ -96,9 +97,9 @@ def graph_nodes(graph: str) -> list[NodeSpec]:
                ("stream", GRAPH_TOPICS["network_stream"]))
     return [
         NodeSpec("camera", "camera", SENDER, {"publish_source": reconstruction},
-                 _remap("image", "source_image"), roles=(BOTH,)),
+                 _remap("image", "source_image", "clip_end"), roles=(BOTH,)),
         NodeSpec("keypoint_detector", "keypoint_detector", SENDER, {},
-                 (("image", GRAPH_TOPICS["image"]), *network), roles=(BOTH,)),
+                 (*_remap("image", "clip_end"), *network), roles=(BOTH,)),
         NodeSpec("sender", "sender", SENDER, {"publish_source": reconstruction},
                  (*_remap("image", "source_image"), *network), roles=(SENDER,)),
         NodeSpec("forecaster", "forecaster", RECEIVER, {},

@@ -11,6 +11,10 @@ Topics (relative names, remapped by the graph):
     stream      KeypointStream out, latched: wire compact's stream description (model_id,
                 frame_id, the capture stamp of frame 0 and fps), published before the first
                 packet
+    clip_end    std_msgs/Header in, latched: the camera's clip ended with the frame of this
+                stamp; once that frame is processed, the end marker goes out (KeypointLink.end:
+                predictive policy over wire compact). Images may still be queued when it
+                arrives: kp_motion.stream.ending.ClipEnd waits for the frame it names
 
 What happens to each image (frame_index from the capture stamps, the policy: the m/n
 schedule or the predictive mirror, the simulated loss, detection) is
@@ -24,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from kp_motion.keypoints import Origin
 from kp_motion.msg import Keypoint60, KeypointPacket, KeypointStream
@@ -43,6 +48,7 @@ from kp_motion.ros.conversions import (
     stamp_to_ns,
 )
 from kp_motion.ros.qos import CLIP_IMAGE_QOS, KEYPOINT_QOS, LATCHED_QOS, SENSOR_QOS
+from kp_motion.stream.ending import ClipEnd
 from kp_motion.stream.sender import NON_FINITE, FrameDetector, KeypointSender
 
 
@@ -167,12 +173,14 @@ class KeypointDetectorNode(KpMotionNode):
         self.sender = sender_from_settings(self)
         self.link = KeypointLink(self, self.settings["wire"], self.settings["fps"])
         self.publisher = self.link.publisher
+        self.clip_end = ClipEnd()
         self.when_subscribed(self.publisher, self.settings["wait_for_subscribers"],
                              self._subscribe)
 
     def _subscribe(self) -> None:
         qos = CLIP_IMAGE_QOS if self.settings["reliable_images"] else SENSOR_QOS
         self.create_subscription(Image, "image", self._on_image, qos)
+        self.create_subscription(Header, "clip_end", self._on_clip_end, LATCHED_QOS)
         self.announce_ready(f"model_id {self.model_id}")
 
     def _on_image(self, image: Image) -> None:
@@ -180,9 +188,16 @@ class KeypointDetectorNode(KpMotionNode):
             frame = image_to_array(image)
         except MalformedMessageError as error:
             self.reject(error.kind, str(error))
-            return
-        transmit(self, self.link, self.sender, frame, image.header.stamp,
-                 image.header.frame_id)
+        else:
+            transmit(self, self.link, self.sender, frame, image.header.stamp,
+                     image.header.frame_id)
+        # A malformed last frame still ends the clip (the marker names the last frame indexed).
+        if self.clip_end.seen(stamp_to_ns(image.header.stamp)):
+            self.link.end(self.sender)
+
+    def _on_clip_end(self, header: Header) -> None:
+        if self.clip_end.clip_ended(stamp_to_ns(header.stamp)):
+            self.link.end(self.sender)
 
     def on_exit(self) -> None:
         self.log_final(self.sender.summary())

@@ -26,6 +26,7 @@ from kp_motion.ros.keypoint_detector_node import KeypointLink, sender_from_setti
 
 class SenderNode(CameraNode):
     config_key = "sender"
+    announces_clip_end = False  # its own end marker ends the stream (_end_of_clip)
 
     def publishes_images(self) -> bool:
         return self.settings["publish_images"]

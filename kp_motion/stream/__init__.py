@@ -6,6 +6,7 @@
     rendering  keypoints -> rendered and overlay frames (StreamRenderer, overlay_frame)
     receiving  the forecaster's input checks: one model_id per stream, corrected values counted
     message    the Keypoint60 the graph sends, its definition and serialised size (rosbags)
+    ending     when a detector in another process than the camera ends its stream (ClipEnd)
     wire       the compact network packet: quantised values, small ids (not yet used by the nodes)
     predictive predictive transmission: the sender mirrors the receiver's forecaster and sends
                only what it would get wrong (simulated by `kp-motion bandwidth`; not yet in the

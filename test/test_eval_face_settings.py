@@ -14,6 +14,8 @@ def test_face_settings_cover_every_forecaster_of_the_face_set_and_both_modes() -
     assert settings.checkpoint == "fomm-face-128" and resolve_checkpoint(settings.checkpoint)
     assert settings.dataset.split == "test" and tuple(settings.modes) == MODES
     assert settings.block_sizes == [6, 12]
+    # No frame strip: its first row would publish real frames of the shared clips.
+    assert settings.strip_frames == 0
     learned = [f for f in settings.forecasters if f not in BASELINE_FORECASTERS]
     assert learned == [f"face-128/{kind}" for kind in LEARNED_FORECASTERS + LINEAR_FORECASTERS]
     assert set(BASELINE_FORECASTERS) <= set(settings.forecasters)

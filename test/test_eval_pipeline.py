@@ -60,14 +60,28 @@ def _driving_values(frames: int) -> np.ndarray:
     return values
 
 
-def _evaluator(block_sizes: list[int]) -> FillEvaluator:
-    settings = dataclasses.replace(load_settings(), block_sizes=block_sizes, strip_frames=3)
+def _evaluator(block_sizes: list[int], strip_frames: int = 3) -> FillEvaluator:
+    settings = dataclasses.replace(
+        load_settings(), block_sizes=block_sizes, strip_frames=strip_frames)
     forecasters = {
         "hold-last": HoldLastForecaster(),
         "constant-velocity": ConstantVelocityForecaster(),
     }
     models = EvalModels(None, None, None, "test", forecasters)
     return FillEvaluator(settings, models, fvd=None, reset_per_block=True)
+
+
+def _transfer_task(frames: int) -> Task:
+    return Task("transfer", "a->b", torch.zeros(1, 3, SIZE, SIZE), _driving_values(frames),
+                None, "relative", 25.0)
+
+
+def test_strip_frames_zero_draws_no_frame_strip() -> None:
+    # The face evaluation sets 0: a strip's first row would show the real driving frames.
+    for strip_frames, strips in ((3, 1), (0, 0)):
+        evaluator = _evaluator([2], strip_frames)
+        evaluator.run_task(_transfer_task(9), codec_video=False)
+        assert len(evaluator.strips) == strips
 
 
 def test_compared_length_and_pairs() -> None:

@@ -90,10 +90,11 @@ def test_card_strip_shows_no_dataset_frame_and_has_a_row_per_step(tmp_path):
                    "--table", str(table), "--device", "cpu"])  # fmt: skip
     assert status == 0
     strip = video_io.read_image(output)
-    # Rows: keypoints A, reconstruction A, keypoints B, reconstruction B, two transfers; each
-    # row under a title band, each panel over a caption band, rows 4 px apart.
+    # Rows: keypoints A, reconstruction A, keypoints B, reconstruction B, B's frame 0 driven by
+    # A, the given source driven by A and by B; each row under a title band, each panel over a
+    # caption band, rows 4 px apart.
     row_height = (CAPTION_HEIGHT + 2) + (32 + CAPTION_HEIGHT) + 4
-    assert strip.shape == (6 * row_height - 4, 3 * 32 + 2 * 4, 3)
+    assert strip.shape == (7 * row_height - 4, 3 * 32 + 2 * 4, 3)
     first_overlay = strip[CAPTION_HEIGHT + 2 : CAPTION_HEIGHT + 2 + 32, :32]
     assert np.mean(np.all(first_overlay == NEUTRAL_GREY, axis=-1)) > 0.5
     frames = np.concatenate([video_io.read_video(dataset / "test" / f"video{i}") for i in (0, 1)])

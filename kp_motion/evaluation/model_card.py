@@ -239,8 +239,8 @@ def sample_strip(
     """The model card strip of the split's first two clips (A and B):
     A's keypoints, A's reconstruction, B's keypoints, B's reconstruction, B's frame 0 (as the
     model renders it) driven by A, and `extra_source` (name, uint8 image of the model's size)
-    driven by A when given. Columns: frame 0 and the frames where A's (or B's) keypoints move
-    most."""
+    driven by A and by B when given. Columns: frame 0 and the frames where A's (or B's)
+    keypoints move most."""
     if len(dataset) < 2:
         raise ValueError(f"the {dataset.split} split needs at least 2 clips, has {len(dataset)}")
     rows: list[StripRow] = []
@@ -256,11 +256,14 @@ def sample_strip(
         first["video"], picks[0],
     ))  # fmt: skip
     if extra_source is not None:
+        # Driven by both clips: A's motion is large (a hand on the face, a wide head turn), B's
+        # is a talking head's, and a transfer succeeds or fails very differently on the two.
         name, image = extra_source
-        rows.append(transfer_row(
-            model, f"transfer: {name} driven by {first['name']}",
-            video_io.to_tensor(image), ("source", image), first["video"], picks[0],
-        ))  # fmt: skip
+        for driver, driver_picks in ((first, picks[0]), (second, picks[1])):
+            rows.append(transfer_row(
+                model, f"transfer: {name} driven by {driver['name']}",
+                video_io.to_tensor(image), ("source", image), driver["video"], driver_picks,
+            ))  # fmt: skip
     return strip_image(rows)
 
 

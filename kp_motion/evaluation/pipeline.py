@@ -416,7 +416,8 @@ class Evaluator:
                 # The same frames as the forecasters' columns of this k.
                 self._add_fixed_rows(task, k, reference_k, fomm[:length], reference_features)
             # Only the first task of each (mode, k) gives the frame strip; keep just its columns.
-            need_strip = not any(s.mode == task.mode and s.k == k for s in self.strips)
+            need_strip = self.settings.strip_frames > 0 and not any(
+                s.mode == task.mode and s.k == k for s in self.strips)
             columns = self._strip_columns(k)
             strip_rows: dict[str, np.ndarray] = {}
             for label, forecaster in self.models.forecasters.items():

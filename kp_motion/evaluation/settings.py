@@ -76,7 +76,8 @@ class EvaluateSettings:
     sample: bool  # forecasters draw from their latent distribution instead of the mean
     device: str  # torch device for the FOMM, forecasters and I3D
     detect_batch_size: int  # frames per keypoint-detector pass
-    strip_frames: int  # columns of the frame-strip figure
+    # Columns of the frame-strip figure; 0 = no figure (its first row shows the real frames).
+    strip_frames: int
     fvd: FvdSettings
     codec: CodecSettings
     bandwidth: BandwidthSettings
@@ -113,11 +114,12 @@ def check_settings(settings: EvaluateSettings) -> None:
         "fvd.input_size": settings.fvd.input_size,
         "fvd.batch_size": settings.fvd.batch_size,
         "detect_batch_size": settings.detect_batch_size,
-        "strip_frames": settings.strip_frames,
     }
     for name, value in positive.items():
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if settings.strip_frames < 0:
+        raise ValueError(f"strip_frames must be >= 0 (0 = no strip), got {settings.strip_frames}")
 
 
 def forecaster_label(spec: str) -> str:

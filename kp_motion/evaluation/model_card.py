@@ -36,16 +36,21 @@ CAPTION_HEIGHT = 14  # pixels of caption text under each panel and above each ro
 FRAMES_PER_BATCH = 32  # frames rendered per generator call (bounded memory on long clips)
 
 
-@torch.inference_mode()
-def reconstruct_clip(animator: Animator, video: torch.Tensor) -> torch.Tensor:
-    """(T, 3, H, W) frames -> their reconstruction from frame 0 and each frame's keypoints,
-    `FRAMES_PER_BATCH` frames per call (the animator must be in absolute mode)."""
-    animator.set_source(video[:1])
+def _render_in_batches(animator: Animator, video: torch.Tensor) -> torch.Tensor:
+    """The animator's rendering of every frame of `video`, `FRAMES_PER_BATCH` frames a call."""
     parts = []
     for start in range(0, len(video), FRAMES_PER_BATCH):
         kp = animator.detect(video[start : start + FRAMES_PER_BATCH])
         parts.append(animator.render(kp)["prediction"].cpu())
     return torch.cat(parts)
+
+
+@torch.inference_mode()
+def reconstruct_clip(animator: Animator, video: torch.Tensor) -> torch.Tensor:
+    """(T, 3, H, W) frames -> their reconstruction from frame 0 and each frame's keypoints
+    (the animator must be in absolute mode)."""
+    animator.set_source(video[:1])
+    return _render_in_batches(animator, video)
 
 
 @torch.inference_mode()
@@ -54,11 +59,7 @@ def transfer_clip(animator: Animator, source: torch.Tensor, video: torch.Tensor)
     (the animator must be in relative mode)."""
     animator.set_source(source)
     animator.set_driving_reference(animator.detect(video[:1]))
-    parts = []
-    for start in range(0, len(video), FRAMES_PER_BATCH):
-        kp = animator.detect(video[start : start + FRAMES_PER_BATCH])
-        parts.append(animator.render(kp)["prediction"].cpu())
-    return torch.cat(parts)
+    return _render_in_batches(animator, video)
 
 
 @torch.inference_mode()

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.ros
 
 MODEL_WAIT_S = 120  # node start-up (torch import, model load) on 2 busy cores
 QUIET_S = 2.0  # after the clip's end, how long no more frames must come
+SETTLE_S = 1.0  # after the probe has discovered the chain, before the clip starts
 NAMESPACE = "end_test"
 FRAMES, MAX_GAP = 15, 10  # refreshes 0 and 10 are sent; 11..14 withheld
 # A threshold no forecast exceeds: only the refreshes travel. The wait budget outlasts the
@@ -41,10 +42,12 @@ def _process(graph_role: str, node: str, tmp_path, env, **options):
                        env=env)
 
 
-def _shown_frames(receivers: list, start_capture) -> dict[int, int]:
+def _shown_frames(receivers: list, start_capture, capture_topic: str,
+                  published: tuple[str, ...] = ("keypoints_full",)) -> dict[int, int]:
     """frame_index -> origin of the forecaster's output: `receivers` (processes) are started;
-    once they are ready, start_capture() starts the capture node; collected until the capture's
-    clip ended and no frame came for QUIET_S."""
+    once they are ready, subscribed to `capture_topic` and publishing `published` (graph topic
+    names), start_capture() starts the capture node; collected until the capture's clip ended
+    and no frame came for QUIET_S."""
     import rclpy
 
     from kp_motion.msg import Keypoint60
@@ -61,9 +64,20 @@ def _shown_frames(receivers: list, start_capture) -> dict[int, int]:
             lambda message: shown.__setitem__(int(message.frame_index), int(message.origin)),
             KEYPOINT_QOS)
         deadline = time.monotonic() + MODEL_WAIT_S
-        while not all(p.ready.is_set() for p in processes):
+        # Ready (model loaded) is not yet discovered: a 15-frame clip can be over before DDS
+        # has matched the chain's readers and writers, so wait until the probe sees them all,
+        # then give the nodes' own matching a moment more.
+        def discovered() -> bool:
+            return (probe.count_subscribers(resolved(capture_topic, NAMESPACE)) >= 1
+                    and all(probe.count_publishers(resolved(topic, NAMESPACE)) >= 1
+                            for topic in published))
+
+        while not all(p.ready.is_set() for p in processes) or not discovered():
             for process in processes:
                 assert process.alive() and time.monotonic() < deadline, "\n".join(process.tail)
+            rclpy.spin_once(probe, timeout_sec=0.1)
+        settle = time.monotonic() + SETTLE_S
+        while time.monotonic() < settle:
             rclpy.spin_once(probe, timeout_sec=0.1)
         capture = start_capture()
         processes.append(capture)
@@ -92,7 +106,8 @@ def test_the_sender_end_marker_stops_the_forecast_at_the_last_captured_frame(tmp
     clip = write_clip(tmp_path / "clip", FRAMES)
     forecaster = _process("receiver", "forecaster", tmp_path, env, source_image="unused.png")
     shown = _shown_frames([forecaster], lambda: _process(
-        "sender", "sender", tmp_path, env, input=str(clip), checkpoint=str(checkpoint)))
+        "sender", "sender", tmp_path, env, input=str(clip), checkpoint=str(checkpoint)),
+        "network_packets")
     expected = {i: int(Origin.DETECTED if i % MAX_GAP == 0 else Origin.PREDICTED)
                 for i in range(FRAMES)}
     assert shown == expected
@@ -114,8 +129,10 @@ def test_the_camera_s_clip_end_ends_the_detector_s_stream_at_the_last_frame(
         _process("both", "keypoint_detector", tmp_path, env, input=str(clip),
                  source_image="unused.png", checkpoint=str(checkpoint), **options),
     ]
+    network = "network_packets" if schedule == "predictive" else "network"
     shown = _shown_frames(receivers, lambda: _process(
-        "both", "camera", tmp_path, env, input=str(clip), source_image="unused.png", **options))
+        "both", "camera", tmp_path, env, input=str(clip), source_image="unused.png", **options),
+        "image", published=("keypoints_full", network))
     if schedule == "predictive":
         sent = {i for i in range(FRAMES) if i % MAX_GAP == 0}
     else:

@@ -62,6 +62,19 @@ def test_stream_stats_split_latency_by_the_origin_of_each_stamp():
     assert summary["schedule"] == {"m": 1, "n": 1}
 
 
+def test_the_end_marker_costs_bytes_but_is_no_frame_sent():
+    stats = StreamStats(fps=10.0, m=1, n=0, count_gaps=False)
+    for index in range(4):
+        stats.on_full(int(Origin.DETECTED if index % 2 == 0 else Origin.PREDICTED), index)
+    stats.on_network(80, 0, now_s=0.0)
+    stats.on_network(80, 2, now_s=0.2)
+    stats.on_network(80, 3, now_s=0.3, carries_frame=False)  # the end marker
+    network = stats.summary()["network"]
+    assert network["messages"] == 3 and network["frames_sent"] == 2
+    assert network["frames_sent_share"] == pytest.approx(2 / 4)
+    assert network["payload_bytes_per_second"] == pytest.approx(3 * 80 / 0.4)
+
+
 def test_forecast_frames_negative_latencies_are_named_not_mixed_silently():
     stats = StreamStats(fps=10.0, m=1, n=1)
     assert stats.on_full(int(Origin.DETECTED), 1_000_000_000)

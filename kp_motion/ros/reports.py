@@ -63,7 +63,8 @@ def _rates_per_captured_second(stats: dict[str, Any], captured: int) -> dict[str
     wire_bytes = network["bytes"] + network["messages"] * network["overhead_bytes_per_message"]
     return {"payload_bytes_per_second": network["bytes"] / seconds,
             "wire_bytes_per_second": wire_bytes / seconds,
-            "frames_sent_share": network["messages"] / captured}
+            # frames_sent leaves out the end marker (absent from older stats: every message).
+            "frames_sent_share": network.get("frames_sent", network["messages"]) / captured}
 
 
 def _number(value: Any, digits: int = 1) -> str:

@@ -70,13 +70,14 @@ class StatsNode(KpMotionNode):
         from kp_motion.stream.wire import decode, unwrap_index
 
         try:
-            wrapped_index = decode(bytes(message.packet)).frame_index
+            packet = decode(bytes(message.packet))
         except ValueError as error:
             self.reject("malformed packet", str(error))
             return
-        frame_index = unwrap_index(wrapped_index, self.last_packet_index)
+        frame_index = unwrap_index(packet.frame_index, self.last_packet_index)
         self.last_packet_index = max(frame_index, self.last_packet_index or 0)
-        self.stats.on_network(len(serialize_message(message)), frame_index, time.monotonic())
+        self.stats.on_network(len(serialize_message(message)), frame_index, time.monotonic(),
+                              carries_frame=not packet.end)
 
     def _on_full(self, message: Keypoint60) -> None:
         if not self.stats.on_full(int(message.origin), stamp_to_ns(message.header.stamp)):

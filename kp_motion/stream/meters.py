@@ -115,10 +115,17 @@ class StreamStats:
         self.stamp_origin: OrderedDict[int, str] = OrderedDict()
         self.latencies: dict[str, list[float]] = {name: [] for name in ORIGIN_NAMES.values()}
         self.rendered = 0
+        self.frames_sent = 0  # network messages that carried a frame (not the end marker)
 
-    def on_network(self, size: int, frame_index: int, now_s: float) -> None:
-        """A transmitted message of `size` serialised bytes arrived at `now_s` (monotonic)."""
+    def on_network(self, size: int, frame_index: int, now_s: float,
+                   carries_frame: bool = True) -> None:
+        """A transmitted message of `size` serialised bytes arrived at `now_s` (monotonic).
+        The compact wire's end marker (carries_frame False) costs bytes like any message but
+        is no frame sent."""
         self.network.add(size, now_s)
+        if not carries_frame:
+            return
+        self.frames_sent += 1
         if self.gaps is not None:
             self.gaps.add(frame_index)
 
@@ -149,7 +156,8 @@ class StreamStats:
         network["overhead_bytes_per_message"] = self.overhead_bytes
         network["payload_bytes_per_second"] = network["bytes_per_stream_second"]
         network["wire_bytes_per_second"] = wire_bytes / stream_seconds if full_frames else 0
-        network["frames_sent_share"] = network["messages"] / full_frames if full_frames else 0
+        network["frames_sent"] = self.frames_sent
+        network["frames_sent_share"] = self.frames_sent / full_frames if full_frames else 0
         all_latencies = [value for values in self.latencies.values() for value in values]
         latency = {name: latency_summary(values) for name, values in self.latencies.items()}
         latency[ALL_FRAMES] = latency_summary(all_latencies)

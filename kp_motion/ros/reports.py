@@ -53,8 +53,8 @@ def run_summary(result: RunResult, options: GraphOptions) -> dict[str, Any]:
 def _rates_per_captured_second(stats: dict[str, Any], captured: int) -> dict[str, Any]:
     """Payload and wire bytes per second of the captured video, and the share of captured
     frames sent. The stats node counts seconds of the full-rate stream, which a predictive
-    receiver extends past the clip's end (it cannot tell the end from a loss); the runner knows
-    how many frames were captured. Without a capture record the stats node's numbers stay."""
+    receiver extends past the clip's end when the end marker is lost; the runner knows how
+    many frames were captured. Without a capture record the stats node's numbers stay."""
     network = stats.get("network", {})
     keys = ("payload_bytes_per_second", "wire_bytes_per_second", "frames_sent_share")
     if not captured or not stats.get("fps") or "messages" not in network:
@@ -182,10 +182,12 @@ def write_policy_comparison(fixed: dict[str, Any], predictive: dict[str, Any],
         "",
         f"Payload / wire bytes per second of video, predictive / fixed: "
         f"{_number(comparison['payload_bytes_per_second_ratio'], 3)} / "
-        f"{_number(comparison['wire_bytes_per_second_ratio'], 3)}. After the last message a "
-        "predictive receiver forecasts up to 2 x max_gap further frames (it cannot tell the end "
-        "of a clip from a loss), so it renders more frames than were captured; the rates per "
-        "second of video here are over the captured frames.",
+        f"{_number(comparison['wire_bytes_per_second_ratio'], 3)}. The sender's end marker "
+        "(one more message, counted in the bytes but not as a frame sent) stops the predictive "
+        "receiver at the last captured frame; without it (a lost last frame) the receiver "
+        "forecasts up to 2 x max_gap further frames. The rates per second of video here are "
+        "over the captured frames. Predictive frames whose message came after the receiver's "
+        "wait budget are shown forecast (predicted, or concealed after a late refresh).",
         "",
         "Videos: rendered.mp4 and overlay.mp4 of each run (predictive/ holds the second).",
         "",

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 TOLERANCE = 1e-4
 
 
-def small_models(seed: int = 5, **generator_changes):
+def small_models(seed: int = 5, random_statistics: bool = True, **generator_changes):
     """A small vox-like model with random weights and random BatchNorm statistics, so that
     eval-mode BatchNorm is far from the identity and folding it really changes the weights."""
     config = with_widths(
@@ -31,7 +31,7 @@ def small_models(seed: int = 5, **generator_changes):
     kp_detector, generator = build_models(config)
     with torch.no_grad():
         kp_detector.jacobian.weight.normal_(0.0, 0.01)
-        for module in [*kp_detector.modules(), *generator.modules()]:
+        for module in [*kp_detector.modules(), *generator.modules()] * random_statistics:
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.3, 3.0)
@@ -99,6 +99,68 @@ def test_transposed_upsampling_equals_upsample_then_conv():
     assert (transposed - expected).abs().max() < 1e-5
     with pytest.raises(ValueError, match="3x3 convolution with padding 1"):
         fast_render.transposed_upsampling_conv(nn.Conv2d(6, 4, 5, padding=2))
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 6), (1, 1), (5, 12)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_winograd_convolution_equals_the_direct_one(size, bias):
+    torch.manual_seed(2)
+    conv = nn.Conv2d(6, 5, 3, padding=1, bias=bias)
+    inputs = torch.randn(2, 6, *size)
+    winograd = fast_render.WinogradConv3x3(conv)
+    with torch.no_grad():
+        expected = conv(inputs)
+        assert (winograd(inputs) - expected).abs().max() < 1e-5
+        layout = winograd.to(memory_format=torch.channels_last)
+        channels_last = inputs.contiguous(memory_format=torch.channels_last)
+        assert (layout(channels_last) - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [nn.Conv2d(4, 4, 5, padding=2), nn.Conv2d(4, 4, 3, padding=1, stride=2),
+     nn.Conv2d(4, 4, 3, padding=2, dilation=2), nn.Conv2d(4, 4, 3, padding=1, groups=2),
+     nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")],
+)  # fmt: skip
+def test_winograd_refuses_other_convolutions(conv):
+    assert not fast_render.winograd_eligible(conv)
+    with pytest.raises(ValueError, match="3x3 convolution with stride 1, padding 1"):
+        fast_render.WinogradConv3x3(conv)
+
+
+def test_winograd_variant_converts_the_residual_blocks_only():
+    _, kp_detector, generator = small_models()
+    source, driving = frames(1, 1), frames(2, 2)
+    _, plain = render(kp_detector, generator, source, driving)
+    variant = dataclasses.replace(fast_render.FAST_FP32, name="winograd", winograd=True)
+    fast_generator = fast_render.prepare(generator, variant)
+    converted = [m for m in fast_generator.modules() if isinstance(m, fast_render.WinogradConv3x3)]
+    assert len(converted) == 2 * len(generator.bottleneck)
+    assert all(isinstance(block.conv1, fast_render.WinogradConv3x3)
+               for block in fast_generator.bottleneck)  # fmt: skip
+    _, fast = render(kp_detector, fast_generator, source, driving, variant)
+    assert (fast - plain).abs().max() < TOLERANCE
+    with pytest.raises(ValueError, match="float32 only"):
+        dataclasses.replace(fast_render.BF16, winograd=True)
+
+
+def test_calibrated_random_models_give_unsaturated_frames():
+    """With BatchNorm's default statistics random weights render a flat grey frame, on which
+    every path's difference would look tiny; calibrated, the frame spans the output range."""
+    from kp_motion.models import random_weights
+
+    _, kp_detector, generator = small_models(seed=3, random_statistics=False)
+    source, driving = frames(1, 1), frames(1, 2)
+
+    def prediction():
+        with torch.no_grad():
+            return generator(source, kp_detector(source), kp_detector(driving))["prediction"]
+
+    flat = prediction().std()
+    random_weights.calibrate(kp_detector, generator, frames(4, 3))
+    assert not generator.training and not kp_detector.training
+    calibrated = prediction().std()
+    assert calibrated > 0.1 > flat * 5, (float(flat), float(calibrated))
 
 
 def test_bf16_variant_renders_close_to_float32():
@@ -180,14 +242,16 @@ def test_bench_render_section_reports_every_variant(capsys):
             assert float(line.split("max diff ")[1].split(")")[0]) < TOLERANCE, line
 
 
-def test_compiled_render_equals_eager():
+@pytest.mark.parametrize(
+    "variant", [v for v in fast_render.COMPILED_VARIANTS if not v.bf16], ids=lambda v: v.name
+)
+def test_compiled_render_equals_eager(variant):
     """torch.compile with freezing (optional path; needs inductor's C++ compiler)."""
     import shutil
 
     if shutil.which("g++") is None and shutil.which("c++") is None:
         pytest.skip("torch.compile's CPU backend needs a C++ compiler")
     _, kp_detector, generator = small_models()
-    variant = fast_render.FAST_FP32
     fast_generator = fast_render.prepare(generator, variant)
     source, driving = frames(1, 1), frames(2, 2)
     _, plain = render(kp_detector, generator, source, driving)

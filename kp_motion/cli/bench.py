@@ -156,13 +156,14 @@ def bench_forecaster_sets(args: argparse.Namespace, device, synchronize) -> list
 
 # Renderer variants ---------------------------------------------------------------------------
 # The "render" section times, for each profile (or reference YAML) at its size or at --size,
-# with random weights and smooth random frames: the detector and the source-cached render in
-# every fast_render variant (float32 plain, BatchNorm folded, + channels_last, bf16 autocast),
-# onnxruntime where it is installed (CPU), and --streams sources rendered in one batched call
-# against one call per stream. Each stage name carries its largest absolute difference from
-# the plain float32 output. The stages are timed in alternation (one run of each per round),
-# so that load from other processes spreads evenly over them; each figure is the median of
-# --repeats rounds.
+# with random weights (calibrated by models/random_weights.py: unsaturated outputs) and smooth
+# random frames: the detector and the source-cached render in every fast_render variant
+# (float32 plain, BatchNorm folded, + channels_last, bf16 autocast; with --compile, the
+# torch.compile'd ones), onnxruntime where it is installed (CPU), and --streams sources rendered
+# in one batched call against one call per stream. Each stage name carries its largest
+# absolute difference from the plain float32 output. The stages are timed in alternation (one
+# run of each per round), so that load from other processes spreads evenly over them; each
+# figure is the median of --repeats rounds.
 
 
 @dataclass
@@ -357,13 +358,15 @@ def _stream_steps(subject: RenderSubject, streams: int) -> None:
 def bench_render(args: argparse.Namespace, device, synchronize) -> list[Row]:
     import torch
 
-    from kp_motion.models import build_models
+    from kp_motion.models import build_models, random_weights
 
     configs = [(spec, _render_config(spec, args.size)) for spec in args.profiles]
     rows = []
     for spec, config in configs:
         torch.manual_seed(0)  # random weights: the latency does not depend on their values
-        kp_detector, generator = (model.eval() for model in build_models(config, device))
+        kp_detector, generator = build_models(config, device)
+        # ... but the differences between variants do: calibrated, the output is not saturated.
+        random_weights.calibrate(kp_detector, generator, smooth_frames(4, config, 9).to(device))
         source, driving = smooth_frames(2, config, seed=0).to(device).split(1)
         subject = RenderSubject(config, kp_detector, generator, source, driving, device, {}, {})
         with torch.inference_mode():

@@ -355,18 +355,41 @@ def _stream_steps(subject: RenderSubject, streams: int) -> None:
     subject.add(f"{streams} streams one at a time, {variant.name}", one_at_a_time, streams)
 
 
-def bench_render(args: argparse.Namespace, device, synchronize) -> list[Row]:
+def _render_models(spec: str, config, device):
+    """(kp_detector, generator, "trained weights: NAME" or "random weights") for a profile.
+
+    A shipped model of the profile lends its trained weights (at any --size: only the frame
+    size changes), so that the variants' differences are those of a real model. Otherwise the
+    weights are random and calibrated (kp_motion.models.random_weights), whose output is not
+    flat but whose gain is arbitrary: there the differences are indicative only."""
+    import dataclasses
+
     import torch
 
     from kp_motion.models import build_models, random_weights
+    from kp_motion.models.checkpoint import CONFIG_FILE, embedded_model_folder, load_model
+    from kp_motion.names import FACE_MODEL, SYNTHETIC_MODEL
+
+    for name in (FACE_MODEL, SYNTHETIC_MODEL):
+        folder = embedded_model_folder(name)
+        if not (folder / CONFIG_FILE).is_file():
+            continue
+        shipped, kp_detector, generator = load_model(folder, device)
+        if dataclasses.replace(shipped, image_size=config.image_size) == config:
+            return kp_detector, generator, f"trained weights: {name}"
+    torch.manual_seed(0)
+    kp_detector, generator = build_models(config, device)
+    random_weights.calibrate(kp_detector, generator, smooth_frames(4, config, 9).to(device))
+    return kp_detector, generator, "random weights"
+
+
+def bench_render(args: argparse.Namespace, device, synchronize) -> list[Row]:
+    import torch
 
     configs = [(spec, _render_config(spec, args.size)) for spec in args.profiles]
     rows = []
     for spec, config in configs:
-        torch.manual_seed(0)  # random weights: the latency does not depend on their values
-        kp_detector, generator = build_models(config, device)
-        # ... but the differences between variants do: calibrated, the output is not saturated.
-        random_weights.calibrate(kp_detector, generator, smooth_frames(4, config, 9).to(device))
+        kp_detector, generator, weights = _render_models(spec, config, device)
         source, driving = smooth_frames(2, config, seed=0).to(device).split(1)
         subject = RenderSubject(config, kp_detector, generator, source, driving, device, {}, {})
         with torch.inference_mode():
@@ -374,7 +397,7 @@ def bench_render(args: argparse.Namespace, device, synchronize) -> list[Row]:
             _onnx_steps(subject)
             _stream_steps(subject, args.streams)
             medians = interleaved_medians(subject.steps, args.repeats, args.warmup, synchronize)
-        name = f"{spec} {config.height}x{config.width}"
+        name = f"{spec} {config.height}x{config.width} ({weights})"
         for stage, milliseconds in medians.items():
             rows.append(Row("render", name, stage, milliseconds / subject.per_frame[stage]))
     return rows

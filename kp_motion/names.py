@@ -19,6 +19,17 @@ CROP = "crop"
 FACE = "face"
 FITS = (RESIZE, CROP, FACE)
 
+# How the renderer runs (kp_motion.models.fast_render): as written; "fast" (BatchNorm folded,
+# channels_last, transposed up-convolutions: the same frames to float rounding); "bf16"
+# (convolutions in bfloat16: faster, lossy); "compiled" (fast + Winograd residual convolutions
+# + torch.compile: needs a C++ compiler, compiles at the first frame); "compiled-bf16".
+PLAIN_RENDER = "plain"
+FAST_RENDER = "fast"
+BF16_RENDER = "bf16"
+COMPILED_RENDER = "compiled"
+COMPILED_BF16_RENDER = "compiled-bf16"
+RENDER_VARIANTS = (PLAIN_RENDER, FAST_RENDER, BF16_RENDER, COMPILED_RENDER, COMPILED_BF16_RENDER)
+
 # Which part of a node graph a machine runs.
 SENDER = "sender"
 RECEIVER = "receiver"

@@ -268,3 +268,46 @@ def test_compiled_render_equals_eager(variant):
         assert torch.isfinite(compiled(cache, broken)["prediction"]).all()
     assert (prediction - plain).abs().max() < TOLERANCE
     assert fast_generator.guard.jacobians > 0
+
+
+def animator_frames(variant, seed: int = 6):
+    config, kp_detector, generator = small_models(seed=seed)
+    animator = Animator(kp_detector, generator, config, mode="relative", variant=variant)
+    animator.set_source(frames(1, 1))
+    driving = frames(3, 2)
+    # The prepared copies are the animator's own; the models it was given are untouched.
+    assert not any(isinstance(m, fast_render.TransposedUpBlock) for m in generator.modules())
+    return animator, animator.render(animator.detect(driving))["prediction"]
+
+
+@pytest.mark.parametrize("name", ["fast", "bf16"])
+def test_animator_runs_a_named_variant(name):
+    _, plain = animator_frames("plain")
+    animator, rendered = animator_frames(name)
+    assert animator.variant is fast_render.variant_named(name)
+    assert rendered.dtype == torch.float32 and rendered.shape == plain.shape
+    assert any(isinstance(m, fast_render.TransposedUpBlock) for m in animator.generator.modules())
+    difference = (rendered - plain).abs().max()
+    if name == "fast":
+        assert difference < TOLERANCE
+    else:
+        assert 0 < difference < 0.05  # bf16 is lossy; bench measures how much
+
+
+def test_animator_refuses_an_unknown_variant():
+    config, kp_detector, generator = small_models()
+    with pytest.raises(ValueError, match="unknown render variant 'turbo'"):
+        Animator(kp_detector, generator, config, variant="turbo")
+
+
+def test_animator_compiles_the_cached_render_at_the_first_frame():
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("c++") is None:
+        pytest.skip("torch.compile's CPU backend needs a C++ compiler")
+    _, plain = animator_frames("plain")
+    animator, compiled = animator_frames("compiled")
+    assert animator._compiled_render is not None
+    assert (compiled - plain).abs().max() < TOLERANCE
+    # Full outputs (masks, flows) come from the eager path of the same prepared models.
+    assert "mask" in animator.render(animator.detect(frames(1, 4)), full_outputs=True)

@@ -21,7 +21,16 @@ import argparse
 import itertools
 from pathlib import Path
 
-from kp_motion.names import DEFAULT_MODEL, FACE, FITS, MODES, RECONSTRUCTION, TRANSFER
+from kp_motion.names import (
+    DEFAULT_MODEL,
+    FACE,
+    FAST_RENDER,
+    FITS,
+    MODES,
+    RECONSTRUCTION,
+    RENDER_VARIANTS,
+    TRANSFER,
+)
 
 COMMAND = "animate"
 HELP = "animate a source image with a driving video (FOMM motion transfer / reconstruction)"
@@ -75,6 +84,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, help="output frame rate (default: the driving's)")
     parser.add_argument("--max-frames", type=int, help="animate the first N driving frames")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument(
+        "--render-variant",
+        choices=RENDER_VARIANTS,
+        default=FAST_RENDER,
+        help=f"how the models run (default {FAST_RENDER}: the plain models' frames to float "
+        "rounding, faster; bf16 is lossy; compiled ones need a C++ compiler and compile at the "
+        "first frame; docs/rendering-performance.md)",
+    )
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -248,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
         mode=motion,
         adapt_movement_scale=args.adapt_movement_scale,
         relative_jacobian=not args.no_relative_jacobian,
+        variant=args.render_variant,
     )
     animator.set_source(video_io.to_tensor(source))
     fps = args.fps or video_io.video_fps(args.driving)

@@ -5,6 +5,11 @@ everything that depends only on it (source keypoints, encoder features, the down
 and its Gaussian heatmaps for dense motion); each `render` then runs only the driving part:
 keypoint normalisation, dense motion, feature warping and decoding.
 
+`variant` (kp_motion.models.fast_render) runs the models in a faster form: the Animator then
+holds prepared copies of them, gives them frames in the variant's memory layout, runs them under
+its autocast, and (compiled variants) compiles the cached render at the first frame. Outputs are
+float32 in every variant.
+
 Also here: conversions between keypoint dicts and Keypoint60's 60 values, and drawing keypoints
 on frames (for overlays). Frames are fitted to a profile's size with video_io.resize_frame.
 """
@@ -16,6 +21,7 @@ import torch
 
 from kp_motion import keypoints as keypoint_layout
 from kp_motion.jacobian import GuardCounter
+from kp_motion.models import fast_render
 from kp_motion.models.generator import OcclusionAwareGenerator, SourceCache
 from kp_motion.models.keypoint_detector import KeypointDetector
 from kp_motion.models.model_config import ModelConfig
@@ -38,9 +44,17 @@ class Animator:
         mode: MotionMode | str = MotionMode.RELATIVE,
         adapt_movement_scale: bool = False,
         relative_jacobian: bool = True,
+        variant: fast_render.RenderVariant | str = fast_render.PLAIN,
     ) -> None:
-        self.kp_detector = kp_detector.eval()
-        self.generator = generator.eval()
+        if isinstance(variant, str):
+            variant = fast_render.variant_named(variant)
+        self.variant = variant
+        if variant == fast_render.PLAIN:
+            self.kp_detector, self.generator = kp_detector.eval(), generator.eval()
+        else:
+            self.kp_detector = fast_render.prepare(kp_detector, variant)
+            self.generator = fast_render.prepare(generator, variant)
+        self._compiled_render = None  # compiled variants: made at the first cached render
         self.config = config
         self.mode = MotionMode(mode)
         self.adapt_movement_scale = adapt_movement_scale
@@ -67,20 +81,25 @@ class Animator:
             )
         if not frames.is_floating_point():
             raise ValueError(f"expected float frames in [0, 1], got {frames.dtype}")
-        return frames.to(self.device)
+        return fast_render.as_layout(frames.to(self.device), self.variant)
+
+    def _autocast(self):
+        return fast_render.autocast(self.variant, self.device)
 
     @torch.no_grad()
     def detect(self, frames: torch.Tensor) -> Keypoints:
         """Keypoints {"value", "jacobian"} of (B, C, H, W) float frames in [0, 1]."""
-        detected = self.kp_detector(self._frames(frames))
-        return {"value": detected["value"], "jacobian": detected["jacobian"]}
+        with self._autocast():
+            detected = self.kp_detector(self._frames(frames))
+        return {"value": detected["value"].float(), "jacobian": detected["jacobian"].float()}
 
     @torch.no_grad()
     def set_source(self, source: torch.Tensor) -> None:
         """Detect and encode the source once; the next driving frame becomes the initial one."""
         self.source = self._frames(source)
         self.kp_source = self.detect(self.source)
-        self.cache = self.generator.encode_source(self.source, self.kp_source)
+        with self._autocast():
+            self.cache = self.generator.encode_source(self.source, self.kp_source)
         self.reset_driving()
 
     def reset_driving(self) -> None:
@@ -126,7 +145,25 @@ class Animator:
         """Generator outputs for already normalised keypoints, from the source cache."""
         if self.cache is None:
             raise ValueError("set_source must be called before rendering")
-        return self.generator.render(self.cache, _on_device(kp_norm, self.device), full_outputs)
+        kp_norm = _on_device(kp_norm, self.device)
+        with self._autocast():
+            if self.variant.compile and not full_outputs:
+                if self._compiled_render is None:
+                    self._compiled_render = self._compile(kp_norm)
+                outputs = self._compiled_render(self.cache, kp_norm)
+            else:
+                outputs = self.generator.render(self.cache, kp_norm, full_outputs)
+        return {name: _float32(value) for name, value in outputs.items()}
+
+    def _compile(self, kp_norm: Keypoints):
+        try:
+            return fast_render.compile_render(self.generator, self.cache, kp_norm)
+        except Exception as error:  # inductor fails in many ways (no C++ compiler, ...)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            raise ValueError(
+                f"render variant {self.variant.name!r}: torch.compile failed ({reason}); "
+                "choose a variant that is not compiled"
+            ) from None
 
     def render(self, kp_driving: Keypoints, full_outputs: bool = False) -> dict[str, torch.Tensor]:
         """Normalise the driving keypoints and render the source with them (cached path)."""
@@ -153,13 +190,22 @@ class Animator:
         kp_norm = self.normalized(kp_driving)
         if self.source is None or self.kp_source is None:
             raise ValueError("set_source must be called before rendering")
-        return self.generator(self.source, self.kp_source, kp_norm, full_outputs=full_outputs)
+        with self._autocast():
+            outputs = self.generator(self.source, self.kp_source, kp_norm, full_outputs)
+        return {name: _float32(value) for name, value in outputs.items()}
 
     def guard_counts(self) -> dict[str, int]:
         """How often the Jacobian/position guard corrected keypoints so far."""
         generator_counts = self.generator.guard.as_dict()
         normalization_counts = self.normalization_guard.as_dict()
         return {key: generator_counts[key] + normalization_counts[key] for key in generator_counts}
+
+
+def _float32(value):
+    """Float tensors as float32 (bf16 variants compute some outputs in bfloat16)."""
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.float()
+    return value
 
 
 def _on_device(kp: Keypoints, device: torch.device) -> Keypoints:

@@ -91,6 +91,23 @@ COMPILED_VARIANTS = (
     dataclasses.replace(BF16, name=f"{BF16.name} + torch.compile", compile=True),
 )
 
+
+def variant_named(name: str) -> RenderVariant:
+    """The variant a user names (kp_motion.names.RENDER_VARIANTS)."""
+    from kp_motion import names
+
+    by_name = {
+        names.PLAIN_RENDER: PLAIN,
+        names.FAST_RENDER: FAST_FP32,
+        names.BF16_RENDER: BF16,
+        names.COMPILED_RENDER: FAST_FP32_COMPILED,
+        names.COMPILED_BF16_RENDER: COMPILED_VARIANTS[-1],
+    }
+    if name not in by_name:
+        raise ValueError(f"unknown render variant {name!r} (expected one of {list(by_name)})")
+    return by_name[name]
+
+
 # A stride-2, padding-1 transposed convolution adds input row i, through its tap k (0..3), to
 # output row 2i - 1 + k. After nearest 2x upsampling, a 3x3 convolution's output row 2m sees
 # input rows m - 1 (kernel row 0) and m (rows 1 and 2); row 2m + 1 sees m (rows 0 and 1) and

@@ -148,7 +148,7 @@ def test_the_camera_frames_with_fit_face_are_the_face_square(head, tmp_path):
 
 
 def test_the_graph_option_fit_defaults_to_face():
-    from kp_motion.ros import options
+    from kp_motion.graph_config import options
 
     option = options.OPTIONS_BY_NAME["fit"]
     assert option.config_default() == "face"

@@ -16,8 +16,8 @@ from kp_motion.stream.message import graph_frame_id, keypoint60, keypoint60_byte
 
 def _graph_model_id() -> str:
     """The model_id the graph's detector sends: its checkpoint default from config/nodes.yaml."""
+    from kp_motion.graph_config.parameters import node_parameter_defaults
     from kp_motion.models.checkpoint import load_model, model_id, resolve_checkpoint
-    from kp_motion.ros.parameters import node_parameter_defaults
 
     checkpoint = node_parameter_defaults("keypoint_detector")["checkpoint"]
     try:

@@ -17,9 +17,9 @@ ROS_OWN_TOPICS = {"/rosout", "/parameter_events"}
 
 
 def _sender(robot: str, clip, checkpoint, tmp_path, env):
+    from kp_motion.graph_config.options import GraphOptions
     from kp_motion.ros.commands import command_line
     from kp_motion.ros.graph import NodeSpec, build_graph
-    from kp_motion.ros.options import GraphOptions
     from kp_motion.ros.processes import NodeProcess
 
     (spec,) = build_graph("transfer", GraphOptions(

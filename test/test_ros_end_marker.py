@@ -28,9 +28,9 @@ FIXED_M, FIXED_N = 2, 3  # frames 0, 1, 5, 6, 10, 11 sent; 12..14 withheld
 
 
 def _process(graph_role: str, node: str, tmp_path, env, **options):
+    from kp_motion.graph_config.options import GraphOptions
     from kp_motion.ros.commands import command_line
     from kp_motion.ros.graph import build_graph
-    from kp_motion.ros.options import GraphOptions
     from kp_motion.ros.processes import NodeProcess
 
     specs = build_graph("transfer", GraphOptions(

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
+from kp_motion.graph_config import options as graph_options
 from kp_motion.ros import commands as node_commands
-from kp_motion.ros import options as graph_options
 from kp_motion.ros import runner
 from kp_motion.ros.graph import GraphOptions, build_graph
 from kp_motion.topics import GRAPH_TOPICS
@@ -101,7 +101,7 @@ def test_roles_split_the_graph_between_sender_and_receiver():
 
 
 def test_the_sender_offers_keypoints_only_unless_asked_for_images():
-    from kp_motion.ros.parameters import node_parameter_defaults
+    from kp_motion.graph_config.parameters import node_parameter_defaults
     from kp_motion.topics import IMAGE_TOPICS
 
     transfer_sender = build_graph("transfer", GraphOptions(role="sender"))
@@ -310,7 +310,7 @@ LAUNCH_CASES = [
 
 @pytest.mark.parametrize(("graph_name", "arguments"), LAUNCH_CASES)
 def test_launch_files_start_exactly_the_graph_description(graph_name, arguments, monkeypatch):
-    from kp_motion.ros.parameters import node_parameter_defaults
+    from kp_motion.graph_config.parameters import node_parameter_defaults
 
     entities, context = _launch(graph_name, monkeypatch, **arguments)
     started = _started_nodes(entities, context)

@@ -1,6 +1,7 @@
-"""One options table (kp_motion.ros.options) drives argparse, the launch arguments, the graph's
-node parameters and their help text; config/nodes.yaml holds the defaults of the parameters
-the nodes declare (kp_motion.ros.parameters). ROS-free: the tables are pure data."""
+"""One options table (kp_motion.graph_config.options) drives argparse, the launch arguments, the
+graph's node parameters and their help text; config/nodes.yaml holds the defaults of the
+parameters the nodes declare (kp_motion.graph_config.parameters). ROS-free: the tables are pure
+data."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ import argparse
 
 import pytest
 
-from kp_motion.names import FORECASTERS, MODES, ROLES, SET_MEMBERS
-from kp_motion.ros import options as table
-from kp_motion.ros.graph import build_graph
-from kp_motion.ros.parameters import (
+from kp_motion.graph_config import options as table
+from kp_motion.graph_config.parameters import (
     NODE_PARAMETERS,
     WILDCARD,
     checked_default,
     load_nodes_config,
     node_parameter_defaults,
 )
+from kp_motion.names import FORECASTERS, MODES, ROLES, SET_MEMBERS
+from kp_motion.ros.graph import build_graph
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -118,8 +118,8 @@ def _node_classes():
 def test_every_node_declares_exactly_its_table_entry():
     """The nodes declare NODE_PARAMETERS (the table argparse and the launch arguments also
     come from) with ROS descriptors carrying the table's description, range and choices."""
+    from kp_motion.graph_config.parameters import NODE_PARAMETERS
     from kp_motion.ros.common import descriptor
-    from kp_motion.ros.parameters import NODE_PARAMETERS
 
     assert {c.config_key for c in _node_classes()} == set(NODE_PARAMETERS)
     for params in NODE_PARAMETERS.values():
@@ -140,7 +140,7 @@ def test_a_node_declares_the_table_s_parameters_with_the_yaml_defaults(ros_env):
     the table's names and descriptions, config/nodes.yaml's defaults, a set value kept."""
     import rclpy
 
-    from kp_motion.ros.parameters import NODE_PARAMETERS, node_parameter_defaults
+    from kp_motion.graph_config.parameters import NODE_PARAMETERS, node_parameter_defaults
     from kp_motion.ros.stats_node import StatsNode
 
     try:

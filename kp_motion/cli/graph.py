@@ -1,8 +1,8 @@
 """`kp-motion graph reconstruction|transfer`: run a node graph as separate ROS 2 processes.
 
 The graph is kp_motion.ros.graph's description (the one the launch files use); its options
-are the table kp_motion.ros.options, and those left out take their values from
-config/nodes.yaml.
+are the table kp_motion.graph_config.options, and those left out take their values
+from config/nodes.yaml.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ HELP = "run the reconstruction or transfer node graph over DDS (separate process
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kp_motion.graph_config.options import add_cli_arguments
     from kp_motion.names import MODES
-    from kp_motion.ros.options import add_cli_arguments
 
     parser.add_argument("graph", choices=MODES, help="which graph to run")
     add_cli_arguments(parser)  # the graph options: one table for CLI, launch files and nodes
@@ -65,9 +65,9 @@ def _file_fps(source: str | None) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     from kp_motion.cli.main import CliError
+    from kp_motion.graph_config.options import options_from_namespace
     from kp_motion.ros import runner
     from kp_motion.ros.graph import check_options, missing_inputs
-    from kp_motion.ros.options import options_from_namespace
 
     if args.compare_without_prediction and args.compare_policies:
         raise CliError("choose one of --compare-without-prediction and --compare-policies")

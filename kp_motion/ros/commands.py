@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
+from kp_motion.graph_config.parameters import NODES_CONFIG
 from kp_motion.paths import config_path, share_dir
 from kp_motion.ros.graph import PACKAGE, NodeSpec
-from kp_motion.ros.parameters import NODES_CONFIG
 
 
 def find_executable(name: str) -> Path:

@@ -2,10 +2,10 @@
 
 (The QoS of every topic is kp_motion.ros.qos.)
 
-Parameters: each node declares the parameters kp_motion.ros.parameters lists for it (type,
-description, range or choices), with their defaults from config/nodes.yaml, the one source of
-default values (a parameter missing from the YAML, or a YAML key no node declares, is an error,
-so code and file cannot drift apart).
+Parameters: each node declares the parameters kp_motion.graph_config.parameters lists for it
+(type, description, range or choices), with their defaults from config/nodes.yaml, the one
+source of default values (a parameter missing from the YAML, or a YAML key no node declares, is
+an error, so code and file cannot drift apart).
 
 Start-up and exit: `run_node` initialises rclpy without its signal handlers (SIGINT and SIGTERM
 only ask the spin loop to stop), builds the node, spins until the node says it is finished or
@@ -35,8 +35,8 @@ from rclpy.node import Node
 from rclpy.publisher import Publisher
 from rclpy.signals import SignalHandlerOptions
 
+from kp_motion.graph_config.parameters import NODE_PARAMETERS, Param, node_parameter_defaults
 from kp_motion.ros.graph import READY_MARKER
-from kp_motion.ros.parameters import NODE_PARAMETERS, Param, node_parameter_defaults
 
 STARTUP_ERROR_STATUS = 2
 MATCH_GRACE_S = 0.3

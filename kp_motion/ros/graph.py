@@ -26,9 +26,10 @@ graphs in two namespaces do not see each other. Nodes do not wait for subscriber
 QoS (kp_motion.ros.qos) covers what a late reader needs.
 
 Parameters: a node gets the values the graph fixes (renderer mode, publish_source,
-reliable_images for a clip) and the options the caller set (the table kp_motion.ros.options:
-an option sets its parameter on every node that declares it); everything else comes from
-config/nodes.yaml, which the runner and the launch files also pass as the parameter file.
+reliable_images for a clip) and the options the caller set (the table
+kp_motion.graph_config.options: an option sets its parameter on every node that declares it);
+everything else comes from config/nodes.yaml, which the runner and the launch files also pass
+as the parameter file.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kp_motion.graph_config.options import GRAPH_OPTIONS, GraphOptions
+from kp_motion.graph_config.parameters import node_defaults
 from kp_motion.names import (
     BOTH,
     MODES,
@@ -47,8 +50,6 @@ from kp_motion.names import (
     TRANSFER,
     spelled,
 )
-from kp_motion.ros.options import GRAPH_OPTIONS, GraphOptions
-from kp_motion.ros.parameters import node_defaults
 from kp_motion.topics import GRAPH_TOPICS, check_namespace
 
 GRAPHS = MODES  # one graph per rendering mode

@@ -2,7 +2,7 @@
 
 launch and launch_ros are not on PyPI, so they are imported only when a launch file asks for a
 description. What it holds, all built from kp_motion.ros.graph and the options table
-kp_motion.ros.options, as the runner's processes are:
+kp_motion.graph_config.options, as the runner's processes are:
 
   * one DeclareLaunchArgument per graph option, with the option's real default (the
     config/nodes.yaml value), its choices, and "required" in the help of what the graph needs;
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kp_motion.graph_config.options import GRAPH_OPTIONS, launch_arguments, options_from_strings
 from kp_motion.ros.graph import (
     CAPTURE_NODES,
     PACKAGE,
@@ -31,7 +32,6 @@ from kp_motion.ros.graph import (
     graph_nodes,
     missing_inputs,
 )
-from kp_motion.ros.options import GRAPH_OPTIONS, launch_arguments, options_from_strings
 
 # Graph options a graph cannot run without (the launch help says so; pre-flight checks them).
 REQUIRED = {"transfer": {"source_image": "required for roles receiver and both"}}

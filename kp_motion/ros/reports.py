@@ -106,8 +106,8 @@ def _markdown_rows(summary: dict[str, Any]) -> list[str]:
 
 def _policy_line(options: GraphOptions, schedule: dict[str, Any]) -> str:
     """What the sender transmitted and how, as the report's first line."""
+    from kp_motion.graph_config.options import OPTIONS_BY_NAME
     from kp_motion.names import PREDICTIVE
-    from kp_motion.ros.options import OPTIONS_BY_NAME
 
     def chosen(name: str) -> Any:
         value = getattr(options, name)

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kp_motion.graph_config.parameters import NODES_CONFIG, node_defaults
 from kp_motion.names import COMPACT, FIXED, PREDICTIVE, RECEIVER
 from kp_motion.paths import config_path
 from kp_motion.ros import discovery
@@ -49,7 +50,6 @@ from kp_motion.ros.graph import (
     build_graph,
     is_recorded_input,
 )
-from kp_motion.ros.parameters import NODES_CONFIG, node_defaults
 from kp_motion.ros.processes import NodeProcess, RunnerError
 from kp_motion.ros.recorder import Sink
 from kp_motion.ros.reports import (

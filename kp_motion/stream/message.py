@@ -50,7 +50,7 @@ def make_typestore():
 def graph_frame_id() -> str:
     """header.frame_id of the graph's messages: the camera's default, which the detector
     copies from each image into its keypoints."""
-    from kp_motion.ros.parameters import node_parameter_defaults  # pure data, no ROS
+    from kp_motion.graph_config.parameters import node_parameter_defaults  # pure data, no ROS
 
     return node_parameter_defaults("camera")["frame_id"]
 

@@ -6,8 +6,8 @@ One parameter that several nodes share (m, n, fps, device, checkpoint, torch_thr
 config/nodes.yaml, the ROS parameter file users pass (settings shared by nodes live under
 `/**`). `node_parameter_defaults` checks file and table against each other: a parameter
 without a default of its type, or a key of the file that its node does not declare, is an
-error. The graph options (kp_motion.ros.options) point at these Params, so argparse, the launch
-arguments and the nodes' declarations show the same names, types and help text.
+error. The graph options (kp_motion.graph_config.options) point at these Params, so argparse,
+the launch arguments and the nodes' declarations show the same names, types and help text.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
 `kp-motion graph` (argparse), the launch files' arguments and GraphOptions are generated from
 GRAPH_OPTIONS. An option that sets a node parameter points at its `Param`
-(kp_motion.ros.parameters): its type, help text and choices are the parameter's, its default is
-config/nodes.yaml's, and it sets that parameter on every node of the graph that declares it
-(m on the detector, the forecaster and stats; one value). The other options (role, namespace)
-shape the graph itself and carry their own type, default and help. ROS-free, pure data.
+(kp_motion.graph_config.parameters): its type, help text and choices are the parameter's, its
+default is config/nodes.yaml's, and it sets that parameter on every node of the graph that
+declares it (m on the detector, the forecaster and stats; one value). The other options (role,
+namespace) shape the graph itself and carry their own type, default and help. ROS-free, pure
+data.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import functools
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
+from kp_motion.graph_config import parameters as p
 from kp_motion.names import BOTH, ROLES
-from kp_motion.ros import parameters as p
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ def test_an_option_sets_its_parameter_on_every_node_that_declares_it():
                   width=64, height=48, fit="crop", max_frames=5, drop_probability=0.1,
                   drop_seed=3, summary_path="s.json", exit_at_end=True, publish_images=True,
                   policy="predictive", wire="compact", threshold=0.01, max_gap=25,
-                  wait_budget=0.5)
+                  wait_budget=0.5, render_variant="bf16")
     assert set(chosen) == {o.name for o in table.GRAPH_OPTIONS if o.param is not None}
     specs = {spec.name: spec for role in ("both", "sender")
              for spec in build_graph("transfer", table.GraphOptions(**chosen, role=role))}

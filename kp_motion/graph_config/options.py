@@ -90,6 +90,7 @@ GRAPH_OPTIONS: tuple[GraphOption, ...] = (
     GraphOption("width", p.WIDTH),
     GraphOption("height", p.HEIGHT),
     GraphOption("fit", p.FIT),
+    GraphOption("render_variant", p.RENDER_VARIANT),
     GraphOption("max_frames", p.MAX_FRAMES),
     GraphOption("policy", p.POLICY),
     GraphOption("wire", p.WIRE),

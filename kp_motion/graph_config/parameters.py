@@ -18,7 +18,16 @@ from typing import Any
 
 import yaml
 
-from kp_motion.names import DEFAULT_MODEL, FITS, FORECASTERS, MODES, POLICIES, SET_MEMBERS, WIRES
+from kp_motion.names import (
+    DEFAULT_MODEL,
+    FITS,
+    FORECASTERS,
+    MODES,
+    POLICIES,
+    RENDER_VARIANTS,
+    SET_MEMBERS,
+    WIRES,
+)
 from kp_motion.paths import config_path
 
 NODES_CONFIG = "nodes.yaml"
@@ -100,6 +109,10 @@ WAIT_BUDGET = Param("wait_budget", float,
                     "this)", 0.0, 60.0)
 SOURCE_IMAGE = Param("source_image", str,
                      "the source image file to animate; empty = the source_image topic")
+RENDER_VARIANT = Param("render_variant", str, "how the renderer runs its model: plain, fast "
+                       "(the plain frames to float rounding), bf16 (lossy), compiled or "
+                       "compiled-bf16 (compile for seconds at the first frame; need a C++ "
+                       "compiler)", choices=RENDER_VARIANTS)
 SUMMARY_PATH = Param("summary_path", str, "stats: JSON summary written at exit; empty = none")
 PUBLISH_IMAGES = Param("publish_images", bool, "role sender: also publish the captured images "
                        "on the image topic (by default no pixel leaves the sender)")
@@ -162,6 +175,7 @@ NODE_PARAMETERS: dict[str, tuple[Param, ...]] = {
               "(absolute)", choices=MODES),
         SOURCE_IMAGE,
         FIT,
+        RENDER_VARIANT,
         Param("overlay", bool, "also publish the keypoint overlay image"),
         _wait_param("subscribe to keypoints once this many match on rendered"),
         _wait_param("and once this many match on overlay (when it is published)",

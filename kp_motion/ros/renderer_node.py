@@ -93,9 +93,13 @@ class RendererNode(KpMotionNode):
         config, kp_detector, generator = checkpoints.load_model(folder, device)
         self.model_id = checkpoints.model_id(config, kp_detector)
         mode = MotionMode.RELATIVE if self.settings["mode"] == TRANSFER else MotionMode.ABSOLUTE
-        stream = StreamRenderer(Animator(kp_detector, generator, config, mode=mode),
-                                overlay=self.settings["overlay"])
-        self.get_logger().info(f"generator {folder} (model_id {self.model_id}) on {device}")
+        animator = Animator(kp_detector, generator, config, mode=mode,
+                            variant=self.settings["render_variant"])  # fmt: skip
+        stream = StreamRenderer(animator, overlay=self.settings["overlay"])
+        self.get_logger().info(
+            f"generator {folder} (model_id {self.model_id}) on {device}, "
+            f"render variant {self.settings['render_variant']}"
+        )
         stream.warm_up()
         return stream
 

@@ -180,18 +180,19 @@ def test_bf16_variant_renders_close_to_float32():
     assert 0 < difference < 0.05
 
 
-def streams_setup():
+def streams_setup(variant: str = "plain"):
     config, kp_detector, generator = small_models(seed=8)
     animators = []
     for index, mode in enumerate(("relative", "absolute", "relative")):
-        animator = Animator(kp_detector, generator, config, mode=mode)
+        animator = Animator(kp_detector, generator, config, mode=mode, variant=variant)
         animator.set_source(frames(1, 10 + index))
         animators.append(animator)
     return config, kp_detector, generator, animators
 
 
-def test_batched_streams_equal_single_renders():
-    _, kp_detector, generator, animators = streams_setup()
+@pytest.mark.parametrize("variant", ["plain", "fast"])
+def test_batched_streams_equal_single_renders(variant):
+    _, kp_detector, generator, animators = streams_setup(variant)
     # Stream 1 sends two frames in this call, the others one each.
     driving = [animators[0].detect(frames(1, 20)), animators[1].detect(frames(2, 21)),
                animators[2].detect(frames(1, 22))]  # fmt: skip
@@ -216,8 +217,12 @@ def test_batched_streams_refuse_bad_calls():
     other_generator = build_models(config)[1].eval()
     stranger = Animator(kp_detector, other_generator, config)
     stranger.set_source(frames(1, 3))
-    with pytest.raises(ValueError, match="share one generator"):
+    with pytest.raises(ValueError, match="share one generator and variant"):
         render_streams([animators[0], stranger], [kp, kp])
+    faster = Animator(kp_detector, animators[0].base_generator, config, variant="fast")
+    faster.set_source(frames(1, 3))
+    with pytest.raises(ValueError, match="share one generator and variant"):
+        render_streams([animators[0], faster], [kp, kp])
 
 
 def test_bench_render_section_reports_every_variant(capsys):

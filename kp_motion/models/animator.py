@@ -49,6 +49,7 @@ class Animator:
         if isinstance(variant, str):
             variant = fast_render.variant_named(variant)
         self.variant = variant
+        self.base_generator = generator  # the model given (animators of one may batch together)
         if variant == fast_render.PLAIN:
             self.kp_detector, self.generator = kp_detector.eval(), generator.eval()
         else:
@@ -300,7 +301,8 @@ def render_streams(
     animators: list[Animator], kp_driving: list[Keypoints], full_outputs: bool = False
 ) -> list[dict[str, torch.Tensor]]:
     """Render each stream's driving keypoints (any batch of frames per stream) with its own
-    source and motion settings, in one call of the generator the animators share.
+    source and motion settings, in one call of the generator the animators share (animators
+    built on the same generator, in the same variant; a compiled variant renders eagerly here).
 
     Equal to animators[i].render(kp_driving[i]) for every i, up to float rounding of batched
     convolutions."""
@@ -309,9 +311,12 @@ def render_streams(
             f"render_streams needs one keypoint batch per animator, got {len(animators)} "
             f"animators and {len(kp_driving)} keypoint batches"
         )
-    generator = animators[0].generator
-    if any(animator.generator is not generator for animator in animators):
-        raise ValueError("render_streams: the animators must share one generator")
+    first = animators[0]
+    if any(
+        animator.base_generator is not first.base_generator or animator.variant != first.variant
+        for animator in animators
+    ):
+        raise ValueError("render_streams: the animators must share one generator and variant")
     if any(animator.cache is None for animator in animators):
         raise ValueError("set_source must be called on every animator before rendering")
     if any(animator.cache.image.shape[0] != 1 for animator in animators):
@@ -322,6 +327,10 @@ def render_streams(
     counts = [int(kp["value"].shape[0]) for kp in normalized]
     cache = batched_cache([animator.cache for animator in animators], counts)
     keypoints = {name: torch.cat([kp[name] for kp in normalized]) for name in ("value", "jacobian")}
-    outputs = generator.render(cache, keypoints, full_outputs)
+    # The first animator's prepared copy renders every stream: the copies of one generator in
+    # one variant hold the same weights (its guard counts the corrections of the batch).
+    with first._autocast():
+        outputs = first.generator.render(cache, keypoints, full_outputs)
+    outputs = {name: _float32(value) for name, value in outputs.items()}
     per_stream = {name: value.split(counts) for name, value in outputs.items()}
     return [{name: parts[i] for name, parts in per_stream.items()} for i in range(len(counts))]

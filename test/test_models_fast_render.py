@@ -225,10 +225,18 @@ def test_batched_streams_refuse_bad_calls():
         render_streams([animators[0], faster], [kp, kp])
 
 
-def test_bench_render_section_reports_every_variant(capsys):
+def claim_native_bf16(monkeypatch, native: bool) -> None:
+    """Make the CPU look as if it had (or lacked) bfloat16 instructions."""
+    for name in fast_render._CPU_BF16_CHECKS:
+        monkeypatch.setattr(torch.cpu, name, lambda native=native: native, raising=False)
+
+
+def test_bench_render_section_reports_every_variant(capsys, monkeypatch):
     import importlib.util
 
     from kp_motion.cli.main import main
+
+    claim_native_bf16(monkeypatch, True)  # at 32 px even emulated bf16 takes no time
 
     options = ["--profiles", "compact-64", "--size", "32", "--repeats", "1", "--warmup", "0",
                "--streams", "2", "--device", "cpu"]  # fmt: skip
@@ -245,6 +253,36 @@ def test_bench_render_section_reports_every_variant(capsys):
     for line in rows:
         if "max diff" in line and "bf16" not in line:  # the exact variants stay within 1e-4
             assert float(line.split("max diff ")[1].split(")")[0]) < TOLERANCE, line
+
+
+def test_bench_does_not_time_bf16_where_the_cpu_would_emulate_it(capsys, monkeypatch):
+    from kp_motion.cli.main import main
+
+    claim_native_bf16(monkeypatch, False)
+    options = ["--profiles", "compact-64", "--size", "32", "--repeats", "1", "--warmup", "0",
+               "--streams", "1", "--device", "cpu"]  # fmt: skip
+    assert main(["bench", "--only", "render", *options]) == 0
+    captured = capsys.readouterr()
+    assert "bf16 variants not timed" in captured.err and "AVX512-BF16 or AMX" in captured.err
+    assert "render cached, fp32, folded + channels_last" in captured.out
+    assert "bf16" not in captured.out
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_native_bf16_follows_the_cpu_and_the_animator_warns_without_it(
+    native, monkeypatch, caplog
+):
+    claim_native_bf16(monkeypatch, native)
+    assert fast_render.native_bf16("cpu") is native
+    assert fast_render.bf16_slowdown(fast_render.FAST_FP32, "cpu") is None
+    config, kp_detector, generator = small_models()
+    with caplog.at_level("WARNING", logger="kp_motion.models.animator"):
+        Animator(kp_detector, generator, config, variant="fast")
+        Animator(kp_detector, generator, config, variant="bf16")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ([] if native else [fast_render.bf16_slowdown(fast_render.BF16, "cpu")])
+    if not native:
+        assert "emulated" in warnings[0]
 
 
 @pytest.mark.parametrize(

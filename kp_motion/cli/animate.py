@@ -89,8 +89,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=RENDER_VARIANTS,
         default=FAST_RENDER,
         help=f"how the models run (default {FAST_RENDER}: the plain models' frames to float "
-        "rounding, faster; bf16 is lossy; compiled ones need a C++ compiler and compile at the "
-        "first frame; docs/rendering-performance.md)",
+        "rounding, faster; bf16 is lossy and fast only on GPUs and CPUs with AVX512-BF16 or AMX; "
+        "compiled ones need a C++ compiler and compile at the first frame; "
+        "docs/rendering-performance.md)",
     )
 
 

@@ -110,9 +110,9 @@ WAIT_BUDGET = Param("wait_budget", float,
 SOURCE_IMAGE = Param("source_image", str,
                      "the source image file to animate; empty = the source_image topic")
 RENDER_VARIANT = Param("render_variant", str, "how the renderer runs its model: plain, fast "
-                       "(the plain frames to float rounding), bf16 (lossy), compiled or "
-                       "compiled-bf16 (compile for seconds at the first frame; need a C++ "
-                       "compiler)", choices=RENDER_VARIANTS)
+                       "(the plain frames to float rounding), bf16 (lossy; fast only on GPUs and "
+                       "CPUs with AVX512-BF16 or AMX), compiled or compiled-bf16 (compile for "
+                       "seconds at the first frame; need a C++ compiler)", choices=RENDER_VARIANTS)
 SUMMARY_PATH = Param("summary_path", str, "stats: JSON summary written at exit; empty = none")
 PUBLISH_IMAGES = Param("publish_images", bool, "role sender: also publish the captured images "
                        "on the image topic (by default no pixel leaves the sender)")

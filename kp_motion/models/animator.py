@@ -16,6 +16,8 @@ on frames (for overlays). Frames are fitted to a profile's size with video_io.re
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -31,6 +33,8 @@ from kp_motion.models.normalization import (
     movement_scale,
     relative_keypoints,
 )
+
+log = logging.getLogger(__name__)
 
 
 class Animator:
@@ -61,6 +65,9 @@ class Animator:
         self.adapt_movement_scale = adapt_movement_scale
         self.relative_jacobian = relative_jacobian
         self.device = next(generator.parameters()).device
+        slowdown = fast_render.bf16_slowdown(variant, self.device)
+        if slowdown is not None:
+            log.warning(slowdown)
         # Corrections made while normalising keypoints; the generator counts its own.
         self.normalization_guard = GuardCounter()
         self.source: torch.Tensor | None = None

@@ -326,6 +326,35 @@ def as_layout(images: torch.Tensor, variant: RenderVariant) -> torch.Tensor:
     return images
 
 
+# CPU instruction sets with bfloat16 dot products, as torch reports them (private helpers of
+# torch.cpu; where a torch lacks them the CPU is not second-guessed).
+_CPU_BF16_CHECKS = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether `device` runs bfloat16 convolutions natively. Without it (a CPU with AVX2 only,
+    say) oneDNN emulates them: measured 20 s a frame against 0.6 s for float32 for vox-256 at
+    256 px on a 2-core AVX2 EPYC (docs/rendering-performance.md)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    checks = [getattr(torch.cpu, name, None) for name in _CPU_BF16_CHECKS]
+    if device.type != "cpu" or all(check is None for check in checks):
+        return True
+    return any(check() for check in checks if check is not None)
+
+
+def bf16_slowdown(variant: RenderVariant, device: torch.device | str = "cpu") -> str | None:
+    """Why `variant` would be slow on `device` (bfloat16 emulated there), or None."""
+    if not variant.bf16 or native_bf16(device):
+        return None
+    return (
+        f"bf16 rendering on {torch.device(device).type} without native bfloat16 (CPUs: "
+        "AVX512-BF16 or AMX): its convolutions are emulated, about 30 times slower than "
+        "float32; the float32 variants (fast, compiled) are the quick ones here"
+    )
+
+
 def autocast(variant: RenderVariant, device: torch.device | str = "cpu"):
     """The autocast context of `variant` (a no-op context for float32 variants)."""
     if not variant.bf16:

@@ -10,8 +10,8 @@ align_corners=False, as the reference does on PyTorch >= 1.3.
 Every stage runs once per round, in turn, and each figure is the median over the rounds: load
 from other processes then falls evenly on all stages, so the ratios are what to read.
 
-    git clone https://github.com/AliaksandrSiarohin/first-order-model /tmp/first-order-model
-    python -m research.reference_speed --reference /tmp/first-order-model [--rounds 15]
+    git clone https://github.com/AliaksandrSiarohin/first-order-model ../first-order-model
+    python -m research.reference_speed --reference ../first-order-model [--rounds 15]
 
 Prints a markdown table (ms/frame, ratio to the reference generator, largest difference from
 our plain float32 render and from the reference's output); writes nothing.

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from kp_motion.models import Animator, build_models, fast_render, load_profile
-from kp_motion.models.animator import render_streams
+from kp_motion.models.animator import StreamBatch, render_streams
 from kp_motion.models.model_config import with_widths
 
 torch.set_num_threads(1)
@@ -207,6 +207,41 @@ def test_batched_streams_equal_single_renders(variant):
             assert difference < 1e-5, (index, name, float(difference))
     # Each stream warps its own source (the streams did not get mixed up).
     assert (batched[0]["deformed"] - batched[2]["deformed"]).abs().max() > 0.1
+
+
+def test_a_stream_batch_batches_the_sources_once_until_one_changes(monkeypatch):
+    from kp_motion.models import animator as animator_module
+
+    _, _, _, animators = streams_setup("fast")
+    made = []
+    original = animator_module.batched_cache
+    def counted(caches, counts):
+        made.append(counts)
+        return original(caches, counts)
+
+    monkeypatch.setattr(animator_module, "batched_cache", counted)
+    batch = StreamBatch(animators)
+    one_each = [animator.detect(frames(1, 30 + i)) for i, animator in enumerate(animators)]
+    first = batch.render(one_each, full_outputs=True)
+    second = batch.render(one_each, full_outputs=True)
+    assert made == [[1, 1, 1]]  # the second frame reused the sources' batched cache
+    for before, after in zip(first, second, strict=True):
+        assert torch.equal(before["prediction"], after["prediction"])
+    batch.render([one_each[0], torch_cat_frames(one_each[1], one_each[1]), one_each[2]])
+    assert made[-1] == [1, 2, 1]  # another number of frames per stream: batched again
+    animators[1].set_source(frames(1, 40))  # a new patient on stream 1
+    renewed = batch.render(one_each, full_outputs=True)
+    assert made[-1] == [1, 1, 1] and len(made) == 3
+    animators[1].reset_driving()
+    single = animators[1].render(one_each[1], full_outputs=True)
+    for name in ("prediction", "deformed"):
+        assert (renewed[1][name] - single[name]).abs().max() < TOLERANCE
+    # The new source is what stream 1 now warps (its warped source changed).
+    assert (renewed[1]["deformed"] - first[1]["deformed"]).abs().max() > 0.1
+
+
+def torch_cat_frames(*keypoints):
+    return {name: torch.cat([kp[name] for kp in keypoints]) for name in ("value", "jacobian")}
 
 
 def test_batched_streams_refuse_bad_calls():

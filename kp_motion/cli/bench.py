@@ -319,41 +319,41 @@ def _onnx_steps(subject: RenderSubject) -> None:
 
 
 def _stream_steps(subject: RenderSubject, streams: int) -> None:
-    """`streams` sources: one batched render call against one call per stream (in the fastest
-    variant that keeps float32 outputs)."""
+    """`streams` sources: one StreamBatch render call against one Animator call per stream (in
+    the fast variant, which keeps float32 outputs)."""
     import torch
 
-    from kp_motion.models import fast_render
-    from kp_motion.models.animator import batched_cache
+    from kp_motion.models.animator import Animator, StreamBatch
+    from kp_motion.names import FAST_RENDER
 
     if streams < 2:
         return
-    variant = fast_render.FAST_FP32
-    detector = fast_render.prepare(subject.kp_detector, variant)
-    generator = fast_render.prepare(subject.generator, variant)
     frames = smooth_frames(2 * streams, subject.config, seed=1).to(subject.device)
-    frames = fast_render.as_layout(frames, variant)
     sources, driving = frames[:streams], frames[streams:]
-    caches = [generator.encode_source(s[None], detector(s[None])) for s in sources]
-    kp_driving = detector(driving)
+    animators = []
+    for source in sources:
+        animator = Animator(subject.kp_detector, subject.generator, subject.config,
+                            mode="absolute", variant=FAST_RENDER)  # fmt: skip
+        animator.set_source(source[None])
+        animators.append(animator)
+    kp_driving = animators[0].detect(driving)
     one_each = [{key: value[i : i + 1] for key, value in kp_driving.items()} for i in
                 range(streams)]  # fmt: skip
-    cache = batched_cache(caches, [1] * streams)
-    batched = generator.render(cache, kp_driving, False)["prediction"]
-    singles = torch.cat([generator.render(c, kp, False)["prediction"]
-                         for c, kp in zip(caches, one_each, strict=True)])  # fmt: skip
-    note = _max_difference(batched, singles)
+    batch = StreamBatch(animators)
+
+    def in_one_call():
+        return batch.render(one_each)
 
     def one_at_a_time():
-        for stream_cache, kp in zip(caches, one_each, strict=True):
-            generator.render(stream_cache, kp, False)
+        return [animator.render(kp) for animator, kp in zip(animators, one_each, strict=True)]
 
-    subject.add(
-        f"{streams} streams in one call, {variant.name} (vs one at a time: max diff {note})",
-        lambda: generator.render(cache, kp_driving, False),
-        frames=streams,
-    )
-    subject.add(f"{streams} streams one at a time, {variant.name}", one_at_a_time, streams)
+    batched = torch.cat([outputs["prediction"] for outputs in in_one_call()])
+    singles = torch.cat([outputs["prediction"] for outputs in one_at_a_time()])
+    note = _max_difference(batched, singles)
+    variant = animators[0].variant.name
+    subject.add(f"{streams} streams in one call, {variant} (vs one at a time: max diff {note})",
+                in_one_call, frames=streams)  # fmt: skip
+    subject.add(f"{streams} streams one at a time, {variant}", one_at_a_time, streams)
 
 
 def _render_models(spec: str, config, device):

@@ -303,41 +303,78 @@ def batched_cache(caches: list[SourceCache], counts: list[int]) -> SourceCache:
     )
 
 
-@torch.no_grad()
+class StreamBatch:
+    """Several streams rendered in one call of the generator their animators share (animators
+    built on the same generator, in the same variant, each with one source; a compiled variant
+    renders eagerly here). One machine serving several patients keeps one StreamBatch: the
+    sources' batched cache depends only on the sources and on how many frames each stream
+    sends, so it is made once and made again only when one of those changes (set_source on an
+    animator gives it a new cache).
+
+    render(kp_driving) equals animators[i].render(kp_driving[i]) for every i, up to float
+    rounding of batched convolutions."""
+
+    def __init__(self, animators: list[Animator]) -> None:
+        if not animators:
+            raise ValueError("a stream batch needs at least one animator")
+        first = animators[0]
+        if any(
+            animator.base_generator is not first.base_generator
+            or animator.variant != first.variant
+            for animator in animators
+        ):
+            raise ValueError("stream batch: the animators must share one generator and variant")
+        self.animators = list(animators)
+        # (the animators' caches it was made from, frames per stream, the batched cache)
+        self._batched: tuple[tuple[SourceCache, ...], tuple[int, ...], SourceCache] | None = None
+
+    def _source_cache(self, counts: tuple[int, ...]) -> SourceCache:
+        caches = tuple(animator.cache for animator in self.animators)
+        if any(cache is None for cache in caches):
+            raise ValueError("set_source must be called on every animator before rendering")
+        if any(cache.image.shape[0] != 1 for cache in caches):
+            raise ValueError("stream batch: each animator must hold one source image")
+        kept = self._batched
+        if (
+            kept is None
+            or kept[1] != counts
+            or any(cache is not made_from for cache, made_from in zip(caches, kept[0], strict=True))
+        ):
+            # Holding the caches themselves (not their ids) keeps a new one from passing for
+            # an old one whose memory it reuses.
+            self._batched = kept = (caches, counts, batched_cache(list(caches), list(counts)))
+        return kept[2]
+
+    @torch.no_grad()
+    def render(
+        self, kp_driving: list[Keypoints], full_outputs: bool = False
+    ) -> list[dict[str, torch.Tensor]]:
+        """Each stream's outputs for its driving keypoints (any batch of frames per stream),
+        with its own source and motion settings."""
+        if len(self.animators) != len(kp_driving):
+            raise ValueError(
+                f"a stream batch needs one keypoint batch per animator, got "
+                f"{len(self.animators)} animators and {len(kp_driving)} keypoint batches"
+            )
+        normalized = [
+            animator.normalized(kp) for animator, kp in zip(self.animators, kp_driving, strict=True)
+        ]
+        counts = tuple(int(kp["value"].shape[0]) for kp in normalized)
+        cache = self._source_cache(counts)
+        keypoints = {n: torch.cat([kp[n] for kp in normalized]) for n in ("value", "jacobian")}
+        # The first animator's prepared copy renders every stream: the copies of one generator
+        # in one variant hold the same weights (its guard counts the corrections of the batch).
+        first = self.animators[0]
+        with first._autocast():
+            outputs = first.generator.render(cache, keypoints, full_outputs)
+        outputs = {name: _float32(value) for name, value in outputs.items()}
+        per_stream = {name: value.split(counts) for name, value in outputs.items()}
+        return [{name: parts[i] for name, parts in per_stream.items()} for i in range(len(counts))]
+
+
 def render_streams(
     animators: list[Animator], kp_driving: list[Keypoints], full_outputs: bool = False
 ) -> list[dict[str, torch.Tensor]]:
-    """Render each stream's driving keypoints (any batch of frames per stream) with its own
-    source and motion settings, in one call of the generator the animators share (animators
-    built on the same generator, in the same variant; a compiled variant renders eagerly here).
-
-    Equal to animators[i].render(kp_driving[i]) for every i, up to float rounding of batched
-    convolutions."""
-    if not animators or len(animators) != len(kp_driving):
-        raise ValueError(
-            f"render_streams needs one keypoint batch per animator, got {len(animators)} "
-            f"animators and {len(kp_driving)} keypoint batches"
-        )
-    first = animators[0]
-    if any(
-        animator.base_generator is not first.base_generator or animator.variant != first.variant
-        for animator in animators
-    ):
-        raise ValueError("render_streams: the animators must share one generator and variant")
-    if any(animator.cache is None for animator in animators):
-        raise ValueError("set_source must be called on every animator before rendering")
-    if any(animator.cache.image.shape[0] != 1 for animator in animators):
-        raise ValueError("render_streams: each animator must hold one source image")
-    normalized = [
-        animator.normalized(kp) for animator, kp in zip(animators, kp_driving, strict=True)
-    ]
-    counts = [int(kp["value"].shape[0]) for kp in normalized]
-    cache = batched_cache([animator.cache for animator in animators], counts)
-    keypoints = {name: torch.cat([kp[name] for kp in normalized]) for name in ("value", "jacobian")}
-    # The first animator's prepared copy renders every stream: the copies of one generator in
-    # one variant hold the same weights (its guard counts the corrections of the batch).
-    with first._autocast():
-        outputs = first.generator.render(cache, keypoints, full_outputs)
-    outputs = {name: _float32(value) for name, value in outputs.items()}
-    per_stream = {name: value.split(counts) for name, value in outputs.items()}
-    return [{name: parts[i] for name, parts in per_stream.items()} for i in range(len(counts))]
+    """One call of StreamBatch(animators).render(kp_driving): for a single batched render.
+    A stream server keeps a StreamBatch, which keeps the sources' batched cache."""
+    return StreamBatch(animators).render(kp_driving, full_outputs)

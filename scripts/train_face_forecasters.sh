@@ -44,7 +44,7 @@ mkdir -p "$work"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 kp-motion extract --set "$work/keypoints.npz" --checkpoint "$model" "$clips"
 kp-motion train forecaster --keypoints "$work/keypoints.npz" --exclude-identity "$held_out" \
-  --config config/forecaster-face128.yaml --model all "${cross_validate[@]}" \
+  --config config/forecaster-voxceleb.yaml --model all "${cross_validate[@]}" \
   --out "$work" --report "$work/report"
 if [[ "$ship" == 1 ]]; then
   target="$root/models/forecasters-face128"

@@ -19,5 +19,5 @@ source "$root/scripts/env.sh"
 cd "$root"
 # One thread per process: the models are small, and the machine may be shared.
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" kp-motion train forecaster --keypoints "$keypoints" \
-  --config config/forecaster-vox256.yaml --model all --cross-validate --detector vox-256 \
+  --config config/forecaster-voxceleb.yaml --model all --cross-validate --detector vox-256 \
   --out "$work" --report "$work/report"

@@ -148,9 +148,12 @@ class KeypointLink:
         loss: it stands for a control message a real link repeats until it is acknowledged."""
         if not self.compact or sender.predictive is None or not self.described:
             return
+        last_index = sender.predictive.end()  # every captured frame is offered to its mirror
+        if last_index is None:
+            return
         from kp_motion.stream.wire import end_marker
 
-        packet = end_marker(STREAM_ID, sender.indexer.last_index)
+        packet = end_marker(STREAM_ID, last_index)
         self.publisher.publish(KeypointPacket(packet=np.frombuffer(packet, np.uint8)))
 
 

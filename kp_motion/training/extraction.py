@@ -137,14 +137,9 @@ def extract_keypoint_set(
         clips_folder.parent, clips_folder.name, size=profile_size(config), fit=fit,
         max_frames=max_frames,
     )  # fmt: skip
+    sequences, _ = extract_split(kp_detector, videos, batch_size, device, progress)
     file_names = {entry.name: entry.path.name for entry in videos.videos}
-    clips = {}
-    for index in tqdm(range(len(videos)), desc="extract", unit="clip", disable=not progress):
-        item = videos[index]
-        # A clip that fails to decode yields another one (VideoDataset's fallback): keep each once.
-        file_name = file_names[item["name"]]
-        if file_name not in clips:
-            clips[file_name] = detect_video(kp_detector, item["video"], batch_size, device)
+    clips = {file_names[name]: values for name, (values, _) in sequences.items()}
     if videos.skipped:
         logger.warning("%s: left out unreadable clips %s", clips_folder, videos.skipped)
     path = save_keypoint_set(output, clips, {"model_id": detector_id, "model": config.name})

@@ -10,6 +10,7 @@ from train_helpers import make_tiny_dataset, tiny_model_config
 
 from kp_motion.cli.main import main
 from kp_motion.data import video_io
+from kp_motion.evaluation.model_card import reconstruct_clip
 from kp_motion.models import build_models
 from kp_motion.models.animator import Animator
 from kp_motion.models.checkpoint import save_checkpoint
@@ -19,7 +20,6 @@ from kp_motion.training.samples import (
     diagnostics_by_group,
     mean_diagnostics,
     motion_diagnostics,
-    reconstruct,
 )
 
 
@@ -50,7 +50,7 @@ def test_samples_strip_has_a_driving_and_a_reconstruction_row_per_video(tmp_path
     assert np.array_equal(strip[:32, -32:], first_video[5])
     # Row 1 is the model's reconstruction of those frames.
     animator = Animator(kp_detector, generator, config, mode="absolute")
-    expected = video_io.from_tensor(reconstruct(animator, video_io.to_tensor(first_video)))
+    expected = video_io.from_tensor(reconstruct_clip(animator, video_io.to_tensor(first_video)))
     row1 = strip[32 + gap : 64 + gap]
     assert np.abs(row1[:, :32].astype(int) - expected[0].astype(int)).max() <= 1
     printed = capsys.readouterr().out

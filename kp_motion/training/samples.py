@@ -26,6 +26,7 @@ import torch
 
 from kp_motion.data import video_io
 from kp_motion.data.datasets import VideoDataset
+from kp_motion.evaluation.model_card import reconstruct_clip
 from kp_motion.evaluation.report import frame_mosaic
 from kp_motion.models.animator import Animator, draw_keypoints
 from kp_motion.models.blocks import make_coordinate_grid
@@ -39,13 +40,6 @@ MoreDiagnostics = Callable[
 
 
 @torch.inference_mode()
-def reconstruct(animator: Animator, video: torch.Tensor) -> torch.Tensor:
-    """(T, 3, H, W) frames -> their reconstruction from frame 0 and each frame's keypoints."""
-    animator.set_source(video[:1])
-    return torch.cat([animator.render(animator.detect(frame[None]))["prediction"]
-                      for frame in video])  # fmt: skip
-
-
 def sample_rows(
     animator: Animator,
     dataset: VideoDataset,
@@ -59,7 +53,7 @@ def sample_rows(
     rows, errors = [], []
     for index in range(min(num_videos, len(dataset))):
         video = dataset[index]["video"]
-        reconstruction = reconstruct(animator, video).cpu()
+        reconstruction = reconstruct_clip(animator, video)
         errors.append(float((reconstruction - video).abs().mean()))
         picks = np.linspace(0, len(video) - 1, num_frames).round().astype(int)
         driving = _zoomed(video_io.from_tensor(video[picks]), zoom)

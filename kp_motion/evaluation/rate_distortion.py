@@ -200,21 +200,27 @@ class Setting:
     max_gap: int | None = None
 
 
+def simulate(setting: Setting, forecaster: Forecaster, truth: np.ndarray,
+             drop_probability: float = 0.0, seed: int = 0,
+             retransmit_delay: int | None = None) -> ClipOutput:
+    """What the receiver emits for one clip under `setting`; retransmit_delay as in
+    simulate_predictive (the fixed schedule's receiver drops late messages: best effort)."""
+    loss = dict(drop_probability=drop_probability, seed=seed)
+    if setting.policy == FIXED:
+        return simulate_fixed(truth, forecaster, setting.m, setting.n, setting.wire, **loss)
+    return simulate_predictive(truth, forecaster, setting.threshold, setting.max_gap,
+                               setting.wire, retransmit_delay=retransmit_delay, **loss).output
+
+
 def evaluate_setting(setting: Setting, forecaster: Forecaster, clips: Sequence[np.ndarray],
                      drop_probability: float = 0.0, seed: int = 0,
                      retransmit_delay: int | None = None) -> Tally:
     """Squared errors and messages of one setting over every clip; drop_probability > 0 loses
-    that share of the messages (clip c seeded by seed + c); retransmit_delay as in
-    simulate_predictive (the fixed schedule's receiver drops late messages: best effort)."""
+    that share of the messages (clip c seeded by seed + c); retransmit_delay as in simulate."""
     tally = Tally()
     for clip_number, truth in enumerate(clips):
-        loss = dict(drop_probability=drop_probability, seed=seed + clip_number)
-        if setting.policy == FIXED:
-            output = simulate_fixed(truth, forecaster, setting.m, setting.n, setting.wire, **loss)
-        else:
-            output = simulate_predictive(truth, forecaster, setting.threshold, setting.max_gap,
-                                         setting.wire, retransmit_delay=retransmit_delay,
-                                         **loss).output
+        output = simulate(setting, forecaster, truth, drop_probability, seed + clip_number,
+                          retransmit_delay)  # fmt: skip
         tally.add_clip(truth, output.frames, output.forecast, output.messages)
     return tally
 

@@ -29,8 +29,7 @@ from kp_motion.evaluation.rate_distortion import (
     FIXED,
     PREDICTIVE,
     Setting,
-    simulate_fixed,
-    simulate_predictive,
+    simulate,
 )
 from kp_motion.keypoints import NUM_VALUES
 from kp_motion.stream import wire as wires
@@ -82,12 +81,7 @@ class Received:
 def received_values(setting: Setting, forecaster, truth: np.ndarray,
                     drop_probability: float = 0.0, seed: int = 0) -> Received:
     """One video's true keypoints through the simulated link of `setting`."""
-    loss = dict(drop_probability=drop_probability, seed=seed)
-    if setting.policy == FIXED:
-        output = simulate_fixed(truth, forecaster, setting.m, setting.n, setting.wire, **loss)
-    else:
-        output = simulate_predictive(truth, forecaster, setting.threshold, setting.max_gap,
-                                     setting.wire, **loss).output
+    output = simulate(setting, forecaster, truth, drop_probability, seed)
     return Received(output.frames.copy(), output.forecast.copy(), output.messages)
 
 
